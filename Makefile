@@ -1,0 +1,43 @@
+# Every target bootstraps its own virtualenv from nothing: a fresh clone needs only python3.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config/anomalyd.yaml
+
+.PHONY: help install run test test-unit test-integration lint fmt clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the daemon and its dev tools
+
+run: $(STAMP)  ## the daemon on the embedded broker, with demo traffic; alerts print to the console
+	$(BIN)/anomalyd run-demo --config $(CONFIG)
+
+test: $(STAMP)  ## unit, property and integration tests (embedded broker, real HTTP/SMTP on 127.0.0.1)
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP)  ## only the fast tests with no broker
+	$(BIN)/pytest -q -m 'not integration'
+
+test-integration: $(STAMP)  ## only the tests against the embedded broker
+	$(BIN)/pytest -q -m integration
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff format --check daemon tests
+	$(BIN)/mypy
+
+fmt: $(STAMP)  ## format the code
+	$(BIN)/ruff format daemon tests
+	$(BIN)/ruff check --fix daemon tests
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,117 @@
+"""The `anomalyd` command line. Exit codes: 0 success, 1 runtime failure,
+2 usage error, 78 invalid configuration (EX_CONFIG)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from anomalyd import __version__
+from anomalyd.config import AnomalydConfig, ConfigError, load_config
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 78
+
+DEFAULT_CONFIG = "config/anomalyd.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anomalyd",
+        description="Streaming anomaly alerting daemon: Kafka events in, alerts pushed out.",
+    )
+    parser.add_argument("--version", action="version", version=f"anomalyd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--config",
+            default=os.environ.get("ANOMALYD_CONFIG", DEFAULT_CONFIG),
+            help=f"config file (default: $ANOMALYD_CONFIG or {DEFAULT_CONFIG})",
+        )
+
+    with_config(command("worker", "Run the daemon: consume events, score them, push alerts."))
+
+    check = command("check-config", "Validate config files; print every problem; exit 78 if any.")
+    check.add_argument("paths", nargs="*", help="files to check (default: --config)")
+    with_config(check)
+
+    broker = command("broker", "Run the embedded Kafka-compatible broker alone, in the foreground.")
+    with_config(broker)
+    broker.add_argument("--port", type=int, help="override kafka.embedded.port")
+
+    demo = command("demo", "Produce realistic demo traffic with injected anomalies to the events topic.")
+    with_config(demo)
+    demo.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
+    demo.add_argument("--duration", type=float, help="seconds to run (default: until interrupted)")
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.paths or [args.config])
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        _print_problems(error)
+        return EXIT_CONFIG
+    if args.command == "worker":
+        from anomalyd.worker.run import run_worker
+
+        return run_worker(config)
+    if args.command == "broker":
+        return _broker(config, args.port)
+    if args.command == "demo":
+        return _demo(config, args.rate, args.duration, args.seed)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _check_config(paths: Sequence[str]) -> int:
+    failed = False
+    for path in paths:
+        try:
+            config = load_config(path)
+        except ConfigError as error:
+            _print_problems(error)
+            failed = True
+            continue
+        print(f"{path}: ok ({len(config.rules)} rules, {len(config.receivers)} receivers)")
+    return EXIT_CONFIG if failed else EXIT_OK
+
+
+def _print_problems(error: ConfigError) -> None:
+    print(f"{error.source}: {len(error.problems)} problem(s)", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def _broker(config: AnomalydConfig, port: int | None) -> int:
+    from anomalyd.worker.broker import run_broker_forever
+    from anomalyd.worker.logs import configure_logging
+
+    configure_logging(config.app.log_level)
+    return run_broker_forever(config.kafka.embedded.host, port or config.kafka.embedded.port)
+
+
+def _demo(config: AnomalydConfig, rate: float, duration: float | None, seed: int) -> int:
+    from anomalyd.demo import produce_demo
+    from anomalyd.worker.logs import configure_logging
+
+    configure_logging(config.app.log_level)
+    bootstrap = ",".join(config.kafka.bootstrap)
+    try:
+        asyncio.run(produce_demo(bootstrap, config.topics.events, rate, time.time, duration, seed))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK

@@ -1,0 +1,115 @@
+"""Load the YAML config: expand `${VAR}`, apply environment overrides, validate, and
+report every problem at once with the path to the key."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from anomalyd.config.model import AnomalydConfig
+
+#: `${VAR}` or `${VAR:-default}`; `$${` stays a literal `${`.
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` lists each one with its key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> AnomalydConfig:
+    """Read, expand and validate the config file at `path`.
+
+    Raises ConfigError listing every problem; never returns a partial config.
+    """
+    source = str(path)
+    environ = os.environ if environ is None else environ
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(source, [f"cannot read the config file: {error.strerror}"]) from error
+    return parse_config(text, source=source, environ=environ)
+
+
+def parse_config(
+    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> AnomalydConfig:
+    environ = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [f"not valid YAML: {error}"]) from error
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["the top level must be a mapping of sections"])
+    problems: list[str] = []
+    expanded = _expand(raw, environ, path="", problems=problems)
+    try:
+        config = AnomalydConfig(**expanded)
+    except ValidationError as error:
+        problems.extend(_describe(error, expanded))
+        config = None
+    if problems or config is None:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _expand(node: Any, environ: Mapping[str, str], path: str, problems: list[str]) -> Any:
+    """Expand variables inside string scalars only, so values cannot change the YAML structure."""
+    if isinstance(node, dict):
+        return {
+            key: _expand(value, environ, f"{path}.{key}" if path else str(key), problems)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_expand(item, environ, f"{path}[{i}]", problems) for i, item in enumerate(node)]
+    if isinstance(node, str):
+        return _expand_text(node, environ, path, problems)
+    return node
+
+
+def _expand_text(text: str, environ: Mapping[str, str], path: str, problems: list[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        value = environ.get(name)
+        if value is not None and (value != "" or default is None):
+            return value
+        if default is not None:
+            return default
+        problems.append(f"{path}: environment variable {name} is not set (use ${{{name}:-default}})")
+        return ""
+
+    return _VARIABLE.sub(replace, text)
+
+
+def _describe(error: ValidationError, raw: Any) -> list[str]:
+    return [f"{_location(item['loc'], raw)}: {item['msg']}" for item in error.errors()]
+
+
+def _location(loc: tuple[int | str, ...], raw: Any) -> str:
+    """`rules[0].threshold`: the path as the user wrote it, without union tags."""
+    text = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and part == node.get("type"):
+            continue  # pydantic names the union member; the user never wrote it
+        text += f".{part}" if text else part
+        node = node.get(part) if isinstance(node, dict) else None
+    return text or "(top level)"

@@ -1,0 +1,263 @@
+"""The configuration schema: one YAML file, every key documented in config/anomalyd.yaml.
+
+Strict on purpose: unknown keys are errors, ranges are checked, and names that
+other sections refer to are checked too, so a typo fails `check-config`
+instead of silently disabling an alert.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from anomalyd.config.durations import Duration
+from anomalyd.domain import Severity
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
+_FIELD = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppSection(_Strict):
+    id: str = Field(
+        "anomalyd",
+        pattern=_NAME,
+        description="Kafka consumer group id; workers with the same id share the work.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    external_url: str = Field(
+        "http://127.0.0.1:6066", description="Base URL of this daemon, used in alert links."
+    )
+    data_dir: str = Field(".anomalyd", description="Where the worker keeps local state.")
+
+
+class EmbeddedBrokerSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    start_timeout: Duration = 15.0
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            raise ValueError("the embedded broker listens on loopback only (127.0.0.1)")
+        return host
+
+
+class KafkaSection(_Strict):
+    brokers: Literal["embedded"] | Annotated[list[str], Field(min_length=1)] = "embedded"
+    embedded: EmbeddedBrokerSection = EmbeddedBrokerSection()
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics we create.")
+    # None picks the right default for the broker: short for embedded (see README).
+    session_timeout: Duration | None = None
+    fetch_max_wait: Duration | None = None
+
+    @field_validator("brokers")
+    @classmethod
+    def _host_port(cls, brokers: str | list[str]) -> str | list[str]:
+        if isinstance(brokers, list):
+            for broker in brokers:
+                if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", broker):
+                    raise ValueError(f"{broker!r} is not host:port")
+        return brokers
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.brokers == "embedded"
+
+    @property
+    def bootstrap(self) -> list[str]:
+        if isinstance(self.brokers, list):
+            return list(self.brokers)
+        return [f"{self.embedded.host}:{self.embedded.port}"]
+
+    @property
+    def effective_session_timeout(self) -> float:
+        # The embedded broker waits half the session timeout on group join.
+        default = 5.0 if self.is_embedded else 30.0
+        return self.session_timeout if self.session_timeout is not None else default
+
+    @property
+    def effective_fetch_max_wait(self) -> float:
+        # The embedded broker sleeps the full fetch wait even when data is waiting.
+        default = 0.01 if self.is_embedded else 0.1
+        return self.fetch_max_wait if self.fetch_max_wait is not None else default
+
+
+class TopicsSection(_Strict):
+    events: str = "events"
+    events_dlq: str = "events.dlq"
+    alerts: str = "alerts"
+    alerts_dlq: str = "alerts.dlq"
+    drift: str = "drift"
+    feedback: str = "feedback"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TopicsSection:
+        names = list(self.model_dump().values())
+        if len(set(names)) != len(names):
+            raise ValueError("topic names must be distinct")
+        return self
+
+
+class IngestSection(_Strict):
+    max_event_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
+    max_labels: int = Field(32, ge=0, le=256)
+    max_fields: int = Field(64, ge=1, le=1024)
+
+
+class HttpSection(_Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(6066, ge=0, le=65535, description="0 picks a free port.")
+
+
+class _RuleBase(_Strict):
+    name: str = Field(pattern=_NAME, description="Becomes the alertname label.")
+    streams: list[str] = Field(["*"], min_length=1, description="Globs over stream names.")
+    severity: Severity = Severity.WARNING
+    summary: str | None = Field(None, max_length=500)
+
+
+class _ValueRule(_RuleBase):
+    field: str = Field("value", pattern=_FIELD, description="Which field of the event.")
+    for_: Duration = Field(0.0, alias="for", description="How long the condition must hold.")
+    keep_firing_for: Duration = Field(
+        0.0, description="How long the condition must stay clear before resolving."
+    )
+
+
+class AboveRule(_ValueRule):
+    type: Literal["above"]
+    threshold: float = Field(allow_inf_nan=False)
+    clear_threshold: float | None = Field(None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AboveRule:
+        if self.clear_threshold is not None and self.clear_threshold > self.threshold:
+            raise ValueError("clear_threshold of an 'above' rule must be <= threshold")
+        return self
+
+
+class BelowRule(_ValueRule):
+    type: Literal["below"]
+    threshold: float = Field(allow_inf_nan=False)
+    clear_threshold: float | None = Field(None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> BelowRule:
+        if self.clear_threshold is not None and self.clear_threshold < self.threshold:
+            raise ValueError("clear_threshold of a 'below' rule must be >= threshold")
+        return self
+
+
+class RateOfChangeRule(_ValueRule):
+    type: Literal["rate_of_change"]
+    max_rate: float = Field(gt=0, allow_inf_nan=False, description="Units per second.")
+    direction: Literal["up", "down", "both"] = "both"
+
+
+class ZScoreRule(_ValueRule):
+    type: Literal["zscore"]
+    threshold: float = Field(4.0, gt=0, allow_inf_nan=False)
+    window: int = Field(100, ge=2, le=100_000, description="Effective window of the EW stats.")
+    min_samples: int = Field(30, ge=2)
+    direction: Literal["up", "down", "both"] = "both"
+
+
+class AbsenceRule(_RuleBase):
+    type: Literal["absence"]
+    for_: Duration = Field(alias="for", gt=0, description="Silence longer than this fires.")
+
+
+#: The rules that judge values (everything but absence, which judges time).
+ValueRule = AboveRule | BelowRule | RateOfChangeRule | ZScoreRule
+
+Rule = Annotated[
+    AboveRule | BelowRule | RateOfChangeRule | ZScoreRule | AbsenceRule,
+    Field(discriminator="type"),
+]
+
+
+class AlertingSection(_Strict):
+    absence_check_interval: Duration = Field(1.0, gt=0)
+
+
+class DeliverySection(_Strict):
+    max_attempts: int = Field(8, ge=1, le=100)
+    initial_backoff: Duration = Field(0.5, gt=0)
+    max_backoff: Duration = Field(60.0, gt=0)
+    max_age: Duration = Field(3600.0, gt=0, description="Give up and dead-letter after this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeliverySection:
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError("max_backoff must be >= initial_backoff")
+        return self
+
+
+class WebhookReceiver(_Strict):
+    type: Literal["webhook"]
+    name: str = Field(pattern=_NAME)
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = Field(10.0, gt=0)
+    headers: dict[str, str] = {}
+
+
+class LogReceiver(_Strict):
+    type: Literal["log"]
+    name: str = Field(pattern=_NAME)
+
+
+Receiver = Annotated[WebhookReceiver | LogReceiver, Field(discriminator="type")]
+
+
+class AnomalydConfig(BaseSettings):
+    """The whole file. Every section has working defaults except rules and receivers.
+
+    Any leaf can be overridden from the environment as `ANOMALYD_<SECTION>__<KEY>`
+    (lists as JSON); the environment wins over the file.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANOMALYD_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    app: AppSection = AppSection()
+    kafka: KafkaSection = KafkaSection()
+    topics: TopicsSection = TopicsSection()
+    ingest: IngestSection = IngestSection()
+    http: HttpSection = HttpSection()
+    rules: list[Rule] = []
+    alerting: AlertingSection = AlertingSection()
+    delivery: DeliverySection = DeliverySection()
+    receivers: list[Receiver] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AnomalydConfig:
+        for kind, names in (
+            ("rule", [rule.name for rule in self.rules]),
+            ("receiver", [receiver.name for receiver in self.receivers]),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The loader passes the parsed file as init arguments; the environment beats it.
+        return (env_settings, init_settings)

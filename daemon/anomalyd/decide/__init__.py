@@ -1,0 +1,16 @@
+"""Deciding: when a judged series becomes an alert, and when the alert ends."""
+
+from anomalyd.decide.alerts import fingerprint
+from anomalyd.decide.engine import Engine
+from anomalyd.decide.lifecycle import INACTIVE, AlertState, Phase, Timing, Transition, advance
+
+__all__ = [
+    "INACTIVE",
+    "AlertState",
+    "Engine",
+    "Phase",
+    "Timing",
+    "Transition",
+    "advance",
+    "fingerprint",
+]

@@ -1,0 +1,145 @@
+"""The rules baseline: deterministic, explainable checks of one series' values.
+
+One small object per (rule, stream, field) holds whatever that rule needs to
+remember (the previous point, running moments). Each check answers for the
+current point, given whether the alert is active so thresholds can apply
+hysteresis. Absence is not here: it is a question about time, not about a value
+(see `anomalyd.decide.engine`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from river import stats
+
+from anomalyd.config import AboveRule, BelowRule, RateOfChangeRule, ValueRule, ZScoreRule
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One rule's opinion of one point."""
+
+    violated: bool
+    value: float
+    expected: str  # the normal range, for the alert's annotations
+    reason: str  # what was seen, for humans
+
+
+class ValueCheck(Protocol):
+    def check(self, value: float, ts: float, active: bool) -> Check | None:
+        """The verdict on this point, or None while the rule cannot judge yet."""
+
+
+class AboveCheck:
+    __slots__ = ("_clear", "_threshold")
+
+    def __init__(self, rule: AboveRule) -> None:
+        self._threshold = rule.threshold
+        self._clear = rule.threshold if rule.clear_threshold is None else rule.clear_threshold
+
+    def check(self, value: float, ts: float, active: bool) -> Check:
+        limit = self._clear if active else self._threshold
+        return Check(value > limit, value, f"<= {_fmt(limit)}", f"{_fmt(value)} is above {_fmt(limit)}")
+
+
+class BelowCheck:
+    __slots__ = ("_clear", "_threshold")
+
+    def __init__(self, rule: BelowRule) -> None:
+        self._threshold = rule.threshold
+        self._clear = rule.threshold if rule.clear_threshold is None else rule.clear_threshold
+
+    def check(self, value: float, ts: float, active: bool) -> Check:
+        limit = self._clear if active else self._threshold
+        return Check(value < limit, value, f">= {_fmt(limit)}", f"{_fmt(value)} is below {_fmt(limit)}")
+
+
+class RateOfChangeCheck:
+    """|Δvalue / Δt| against a maximum rate in units per second."""
+
+    __slots__ = ("_direction", "_max_rate", "_previous")
+
+    def __init__(self, rule: RateOfChangeRule) -> None:
+        self._max_rate = rule.max_rate
+        self._direction = rule.direction
+        self._previous: tuple[float, float] | None = None
+
+    def check(self, value: float, ts: float, active: bool) -> Check | None:
+        previous, self._previous = self._previous, (value, ts)
+        if previous is None or ts <= previous[1]:
+            return None  # no rate without an earlier point in time
+        rate = (value - previous[0]) / (ts - previous[1])
+        violated = _beyond(rate, self._max_rate, self._direction)
+        return Check(
+            violated,
+            value,
+            f"rate within ±{_fmt(self._max_rate)}/s",
+            f"changed at {_fmt(rate)}/s (limit {_fmt(self._max_rate)}/s)",
+        )
+
+
+class ZScoreCheck:
+    """Distance from exponentially weighted mean and variance, in standard deviations.
+
+    The point is judged against the moments *before* it is learned, so a spike
+    cannot hide itself by inflating the variance it is measured with.
+    """
+
+    __slots__ = ("_direction", "_mean", "_min_samples", "_seen", "_threshold", "_var")
+
+    def __init__(self, rule: ZScoreRule) -> None:
+        alpha = 2.0 / (rule.window + 1.0)  # the usual EMA span-to-alpha mapping
+        self._mean = stats.EWMean(fading_factor=alpha)
+        self._var = stats.EWVar(fading_factor=alpha)
+        self._threshold = rule.threshold
+        self._min_samples = rule.min_samples
+        self._direction = rule.direction
+        self._seen = 0
+
+    def check(self, value: float, ts: float, active: bool) -> Check | None:
+        verdict = self._judge(value) if self._seen >= self._min_samples else None
+        self._mean.update(value)
+        self._var.update(value)
+        self._seen += 1
+        return verdict
+
+    def _judge(self, value: float) -> Check | None:
+        mean, std = self._mean.get(), math.sqrt(max(self._var.get(), 0.0))
+        if std <= 1e-12 * max(1.0, abs(mean)):
+            return None  # a constant series has no scale to measure against
+        z = (value - mean) / std
+        low, high = mean - self._threshold * std, mean + self._threshold * std
+        return Check(
+            _beyond(z, self._threshold, self._direction),
+            value,
+            f"{_fmt(low)} .. {_fmt(high)}",
+            f"z-score {z:.2f} (limit {_fmt(self._threshold)})",
+        )
+
+
+def _beyond(x: float, limit: float, direction: str) -> bool:
+    if direction == "up":
+        return x > limit
+    if direction == "down":
+        return x < -limit
+    return abs(x) > limit
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def value_check(rule: ValueRule) -> ValueCheck:
+    """A fresh check with empty memory for one series."""
+    match rule:
+        case AboveRule():
+            return AboveCheck(rule)
+        case BelowRule():
+            return BelowCheck(rule)
+        case RateOfChangeRule():
+            return RateOfChangeCheck(rule)
+        case ZScoreRule():
+            return ZScoreCheck(rule)

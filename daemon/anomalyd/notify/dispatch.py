@@ -1,0 +1,93 @@
+"""Deliver each alert to every receiver, retrying what can be retried and
+dead-lettering what cannot be delivered. Nothing is dropped silently.
+
+First cut of the pipeline: every receiver gets every alert. Routing, grouping,
+silences and inhibition come as stages in front of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from anomalyd.clock import Clock
+from anomalyd.domain import Alert
+from anomalyd.metrics import Metrics
+from anomalyd.notify.retry import DeliveryError, RetryPolicy
+
+_log = structlog.get_logger(__name__)
+
+
+class Notifier(Protocol):
+    name: str
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        """Deliver or raise DeliveryError."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A notification that could not be delivered, and why."""
+
+    receiver: str
+    reason: str
+    attempts: int
+    alerts: tuple[Alert, ...]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        notifiers: Sequence[Notifier],
+        policy: RetryPolicy,
+        clock: Clock,
+        dead_letter: Callable[[DeadLetter], Awaitable[None]],
+        metrics: Metrics,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._notifiers = list(notifiers)
+        self._policy = policy
+        self._clock = clock
+        self._dead_letter = dead_letter
+        self._metrics = metrics
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def dispatch(self, alert: Alert) -> None:
+        """Deliver one alert everywhere; returns when each receiver has it or dead-lettered it."""
+        await asyncio.gather(*(self._deliver(n, (alert,)) for n in self._notifiers))
+
+    async def _deliver(self, notifier: Notifier, alerts: tuple[Alert, ...]) -> None:
+        log = _log.bind(receiver=notifier.name, fingerprint=alerts[0].fingerprint)
+        started = self._clock.now()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await notifier.send(alerts)
+            except DeliveryError as error:
+                self._metrics.deliveries.labels(notifier.name, error.reason).inc()
+                delay = self._policy.delay(attempt, self._rng, error.retry_after)
+                give_up = self._policy.give_up_reason(error, attempt, self._clock.now() - started, delay)
+                if give_up is not None:
+                    log.error("delivery_dead_lettered", reason=give_up, attempts=attempt, detail=error.detail)
+                    await self._dead_letter(DeadLetter(notifier.name, give_up, attempt, alerts))
+                    self._metrics.dead_lettered.labels(notifier.name).inc()
+                    return
+                log.warning(
+                    "delivery_retry", reason=error.reason, detail=error.detail, attempt=attempt, delay=round(delay, 3)
+                )
+                await self._sleep(delay)
+            else:
+                self._metrics.deliveries.labels(notifier.name, "ok").inc()
+                self._metrics.delivery_seconds.labels(notifier.name).observe(self._clock.now() - started)
+                if attempt > 1:
+                    log.info("delivery_recovered", attempts=attempt)
+                return

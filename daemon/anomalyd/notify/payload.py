@@ -1,0 +1,47 @@
+"""Alertmanager's webhook payload, version 4, so existing webhook consumers work unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from anomalyd.domain import Alert, AlertStatus
+
+#: Labels that make up a notification group until routing's `group_by` arrives.
+DEFAULT_GROUP_BY = ("alertname", "stream")
+
+
+def group_key(receiver: str, group_labels: Mapping[str, str]) -> str:
+    """Alertmanager's shape: `{}:{name="value", ...}` (route path, then group labels)."""
+    inner = ", ".join(f'{name}="{group_labels[name]}"' for name in sorted(group_labels))
+    return f"{{}}:{{{inner}}}"
+
+
+def webhook_payload(
+    receiver: str,
+    alerts: Sequence[Alert],
+    external_url: str,
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
+) -> dict[str, Any]:
+    """The v4 body for one group of alerts sent to one receiver."""
+    if not alerts:
+        raise ValueError("a notification carries at least one alert")
+    group_labels = {name: alerts[0].labels[name] for name in group_by if name in alerts[0].labels}
+    firing = any(alert.status is AlertStatus.FIRING for alert in alerts)
+    return {
+        "version": "4",
+        "groupKey": group_key(receiver, group_labels),
+        "truncatedAlerts": 0,
+        "status": AlertStatus.FIRING.value if firing else AlertStatus.RESOLVED.value,
+        "receiver": receiver,
+        "groupLabels": group_labels,
+        "commonLabels": _common([alert.labels for alert in alerts]),
+        "commonAnnotations": _common([alert.annotations for alert in alerts]),
+        "externalURL": external_url,
+        "alerts": [alert.to_json() for alert in alerts],
+    }
+
+
+def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    first, *rest = maps
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in rest)}

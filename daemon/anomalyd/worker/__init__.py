@@ -1,0 +1,1 @@
+"""The worker: the only layer that knows Faust and Kafka."""

@@ -1,0 +1,142 @@
+"""The Faust app: topics, agents, the absence timer and the HTTP endpoints.
+
+Only this package knows Faust. Each agent is a loop that hands its message to
+the Runtime; the decisions live below it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.types import TP
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+
+from anomalyd.config import AnomalydConfig
+from anomalyd.worker.logs import logging_config
+from anomalyd.worker.runtime import Rejected, Runtime
+from anomalyd.worker.transport import App
+
+
+def by_stream_topic_name(config: AnomalydConfig) -> str:
+    """The internal topic where events are re-keyed by stream, so one worker owns each stream."""
+    return f"{config.app.id}-events-by-stream"
+
+
+def build_app(config: AnomalydConfig, runtime: Runtime, *, data_dir: str) -> App:
+    kafka = config.kafka
+    session_timeout = kafka.effective_session_timeout
+    app = App(
+        config.app.id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap],
+        fetch_max_wait_ms=max(1, int(kafka.effective_fetch_max_wait * 1000)),
+        broker_session_timeout=session_timeout,
+        broker_heartbeat_interval=max(0.5, session_timeout / 5),
+        broker_request_timeout=max(30.0, session_timeout * 2),
+        topic_partitions=kafka.partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_bind=config.http.bind,
+        web_port=config.http.port,
+        web_host=config.http.bind,
+        datadir=data_dir,
+        logging_config=logging_config(config.app.log_level),
+        autodiscover=False,
+        # Absence timers and delivery must not wait on a slow shutdown drain.
+        stream_wait_empty=False,
+    )
+    topics = config.topics
+    events = app.topic(topics.events)
+    by_stream = app.topic(by_stream_topic_name(config), internal=True)
+    events_dlq = app.topic(topics.events_dlq)
+    alerts = app.topic(topics.alerts)
+    alerts_dlq = app.topic(topics.alerts_dlq)
+
+    async def send_alert(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await alerts.send(key=key, value=value, headers=headers)
+
+    async def send_alert_dlq(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await alerts_dlq.send(key=key, value=value, headers=headers)
+
+    runtime.attach(send_alert=send_alert, send_alert_dlq=send_alert_dlq)
+
+    @app.agent(events, name="ingest")  # type: ignore[untyped-decorator]
+    async def ingest(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            verdict = runtime.validate(message.value, message.timestamp)
+            if isinstance(verdict, Rejected):
+                await events_dlq.send(
+                    key=message.key,
+                    value=message.value,
+                    headers=[
+                        ("reason", f"{verdict.code}: {verdict.detail}".encode()),
+                        ("source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                    ],
+                )
+                continue
+            # Re-key by the stream name (the producer's key is not trusted for routing).
+            await by_stream.send(
+                key=verdict.stream.encode(), value=message.value, timestamp=message.timestamp
+            )
+
+    @app.agent(by_stream, name="detect")  # type: ignore[untyped-decorator]
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            verdict = runtime.validate(message.value, message.timestamp)
+            if isinstance(verdict, Rejected):  # validated once already: only a bug lands here
+                raise RuntimeError(f"an event passed ingest but not detect: {verdict.detail}")
+            await runtime.judge(verdict, message.partition, message.timestamp)
+
+    @app.agent(alerts, name="notify")  # type: ignore[untyped-decorator]
+    async def notify(stream: Any) -> None:
+        async for event in stream.events():
+            await runtime.deliver(event.message.value)
+
+    @app.timer(config.alerting.absence_check_interval)  # type: ignore[untyped-decorator]
+    async def absence() -> None:
+        await runtime.check_absence()
+
+    by_stream_name = by_stream.get_topic_name()
+
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        runtime.ready = False
+        runtime.metrics.ready.set(0)
+        runtime.forget_partitions(tp.partition for tp in revoked if tp.topic == by_stream_name)
+
+    @app.on_rebalance_complete.connect  # type: ignore[untyped-decorator]
+    async def on_rebalanced(sender: Any, **_: Any) -> None:
+        runtime.ready = True
+        runtime.metrics.ready.set(1)
+        runtime.log_ready()
+
+    _add_pages(app, runtime)
+    return app
+
+
+def _add_pages(app: App, runtime: Runtime) -> None:
+    @app.page("/healthz")  # type: ignore[untyped-decorator]
+    async def healthz(web: View, request: Request) -> Response:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")  # type: ignore[untyped-decorator]
+    async def readyz(web: View, request: Request) -> Response:
+        if runtime.ready:
+            return web.json({"status": "ready"})
+        return web.json({"status": "not ready"}, status=503)
+
+    @app.page("/metrics")  # type: ignore[untyped-decorator]
+    async def metrics(web: View, request: Request) -> Response:
+        runtime.metrics.streams.set(runtime.engine.stream_count)
+        # aiohttp takes the charset apart from the content type.
+        return web.bytes(
+            generate_latest(runtime.metrics.registry), content_type="text/plain; version=0.0.4"
+        )
+
+
+__all__ = ["build_app", "by_stream_topic_name", "faust"]

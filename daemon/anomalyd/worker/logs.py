@@ -1,0 +1,66 @@
+"""One JSON object per line for everything the process prints: our structlog
+events and the stdlib logs of Faust, aiokafka and aiohttp alike."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from typing import Any
+
+import structlog
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+]
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """A complete `dictConfig` whose one handler renders JSON (given to Faust too)."""
+    quiet = "DEBUG" if level == "debug" else "WARNING"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.dict_tracebacks,
+                    structlog.processors.JSONRenderer(),
+                ],
+                "foreign_pre_chain": [*_SHARED, structlog.stdlib.ExtraAdder()],
+            }
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level.upper()},
+        # Faust, mode and aiokafka narrate every start-up step at INFO; the
+        # daemon logs its own milestones, so theirs show only in debug.
+        "loggers": {name: {"level": quiet} for name in ("aiokafka", "faust", "mode")},
+    }
+
+
+def configure_logging(level: str = "info") -> dict[str, Any]:
+    """Configure structlog and the stdlib root logger; return the dictConfig applied."""
+    config = logging_config(level)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    logging.config.dictConfig(config)
+    return config

@@ -1,0 +1,72 @@
+"""Run the worker: one owner for the lifecycle of the broker (when embedded),
+the runtime's resources and the Faust app. Faust's Worker handles SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import faust
+import structlog
+from mode import Service
+
+from anomalyd.clock import SystemClock
+from anomalyd.config import AnomalydConfig
+from anomalyd.metrics import Metrics
+from anomalyd.worker.app import build_app, by_stream_topic_name
+from anomalyd.worker.broker import EmbeddedBroker, ensure_topics
+from anomalyd.worker.logs import configure_logging
+from anomalyd.worker.runtime import Runtime
+
+_log = structlog.get_logger(__name__)
+
+
+class EmbeddedBrokerService(Service):  # type: ignore[misc]
+    """Starts the embedded broker before the app connects, stops it after the app is gone."""
+
+    def __init__(self, config: AnomalydConfig) -> None:
+        super().__init__()
+        self._config = config
+        embedded = config.kafka.embedded
+        self._broker = EmbeddedBroker(embedded.host, embedded.port, embedded.start_timeout)
+
+    async def on_start(self) -> None:
+        await self._broker.start()
+        await ensure_topics(self._broker.bootstrap, topic_partitions(self._config))
+
+    async def on_stop(self) -> None:
+        await self._broker.stop()
+
+
+def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
+    """Every topic the worker reads or writes, with the partition count it needs."""
+    names = [*config.topics.model_dump().values(), by_stream_topic_name(config)]
+    return dict.fromkeys(names, config.kafka.partitions)
+
+
+def run_worker(config: AnomalydConfig) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code."""
+    logging_config = configure_logging(config.app.log_level)
+    runtime = Runtime(config, SystemClock(), Metrics())
+    app = build_app(config, runtime, data_dir=config.app.data_dir)
+    services: list[Service] = [runtime]
+    if config.kafka.is_embedded:
+        services.insert(0, EmbeddedBrokerService(config))
+    _log.info(
+        "worker_starting",
+        app_id=config.app.id,
+        brokers=config.kafka.bootstrap,
+        embedded=config.kafka.is_embedded,
+        http=f"{config.http.bind}:{config.http.port}",
+        rules=len(config.rules),
+        receivers=[r.name for r in config.receivers],
+    )
+    worker = faust.Worker(
+        app,
+        *services,
+        quiet=True,
+        loglevel=config.app.log_level,
+        logging_config=logging_config,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0

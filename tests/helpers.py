@@ -1,0 +1,190 @@
+"""Test helpers: a worker subprocess, Kafka produce/consume, and polling with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from anomalyd.worker.broker import free_port
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def eventually(
+    probe: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def worker_config(
+    tmp_path: Path,
+    bootstrap: str | None,
+    *,
+    rules: Sequence[dict[str, Any]],
+    receivers: Sequence[dict[str, Any]],
+    embedded_port: int | None = None,
+    **sections: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Write a config for one test: its own group, topics and HTTP port."""
+    app_id = unique("t")
+    config: dict[str, Any] = {
+        "app": {"id": app_id, "data_dir": str(tmp_path / "state"), "log_level": "info"},
+        "kafka": (
+            {"brokers": [bootstrap]}
+            if bootstrap
+            else {"brokers": "embedded", "embedded": {"port": embedded_port or free_port()}}
+        ),
+        "topics": {name: f"{app_id}.{name}" for name in ("events", "events_dlq", "alerts", "alerts_dlq", "drift", "feedback")},
+        "http": {"port": free_port()},
+        "rules": list(rules),
+        "receivers": list(receivers),
+        "delivery": {"initial_backoff": "50ms", "max_backoff": "200ms", "max_attempts": 4},
+    }
+    if bootstrap:  # a short session timeout makes the group join fast on the embedded broker
+        config["kafka"]["session_timeout"] = "5s"
+        config["kafka"]["fetch_max_wait"] = "10ms"
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = tmp_path / "anomalyd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, config
+
+
+class WorkerProcess:
+    """`anomalyd worker` as users run it, in a subprocess, logging JSON to a file."""
+
+    def __init__(self, config_path: Path, config: dict[str, Any], log_path: Path) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.log_path = log_path
+        self.started_at = 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.config['http']['port']}"
+
+    def start(self) -> WorkerProcess:
+        self.started_at = time.monotonic()
+        log = self.log_path.open("wb")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "anomalyd", "worker", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        return self
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.http + path, timeout=2) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except OSError:
+            return 0, b""
+
+    async def wait_ready(self, timeout: float = 45.0) -> float:
+        """Seconds from process start until /readyz answers 200."""
+
+        def ready() -> bool:
+            self.assert_running()
+            return self.get("/readyz")[0] == 200
+
+        await eventually(ready, timeout=timeout, interval=0.1, what="the worker to be ready")
+        return time.monotonic() - self.started_at
+
+    def assert_running(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self._proc.returncode}:\n{self.tail()}")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log_path.read_bytes().splitlines():
+            try:
+                lines.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                lines.append({"event": "<not json>", "raw": line.decode(errors="replace")})
+        return lines
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self._proc is None:
+            return 0
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+                raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}") from None
+        return self._proc.returncode
+
+
+async def produce(bootstrap: str, topic: str, values: Sequence[bytes | dict[str, Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            raw = value if isinstance(value, bytes) else orjson.dumps(value)
+            await producer.send_and_wait(topic, raw)
+    finally:
+        await producer.stop()
+
+
+async def consume(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+    """The first `count` records of `topic` (from the beginning), or fail after `timeout`."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"got {len(records)} of {count} records from {topic}")
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
