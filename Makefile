@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/anomalyd.yaml
 
-.PHONY: help install run test test-unit test-integration lint fmt clean
+.PHONY: help install run test test-unit test-integration lint fmt clean bench-latency
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv with the daemon and its dev tools
 
 run: $(STAMP)  ## the daemon on the embedded broker, with demo traffic; alerts print to the console
-	$(BIN)/anomalyd run-demo --config $(CONFIG)
+	@$(BIN)/anomalyd demo --config $(CONFIG) --anomaly-every 20 & demo=$$!; \
+	trap 'kill $$demo 2>/dev/null' EXIT; \
+	$(BIN)/anomalyd worker --config $(CONFIG)
 
 test: $(STAMP)  ## unit, property and integration tests (embedded broker, real HTTP/SMTP on 127.0.0.1)
 	$(BIN)/pytest -q
@@ -29,6 +31,9 @@ test-unit: $(STAMP)  ## only the fast tests with no broker
 
 test-integration: $(STAMP)  ## only the tests against the embedded broker
 	$(BIN)/pytest -q -m integration
+
+bench-latency: $(STAMP)  ## start-up time and event-to-webhook latency of a real worker
+	PYTHONPATH=tests $(BIN)/python tests/bench/bench_latency.py
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check daemon tests

@@ -68,7 +68,10 @@ def worker_config(
             if bootstrap
             else {"brokers": "embedded", "embedded": {"port": embedded_port or free_port()}}
         ),
-        "topics": {name: f"{app_id}.{name}" for name in ("events", "events_dlq", "alerts", "alerts_dlq", "drift", "feedback")},
+        "topics": {
+            name: f"{app_id}.{name}"
+            for name in ("events", "events_dlq", "alerts", "alerts_dlq", "drift", "feedback")
+        },
         "http": {"port": free_port()},
         "rules": list(rules),
         "receivers": list(receivers),
@@ -155,17 +158,22 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=10)
-                raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}") from None
+                raise AssertionError(
+                    f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}"
+                ) from None
         return self._proc.returncode
 
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes | dict[str, Any]]) -> None:
+    """Send in order, keyed by stream as a well-behaved producer does: one stream stays in one
+    partition, so its events arrive in order (unkeyed messages spread over partitions)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         for value in values:
             raw = value if isinstance(value, bytes) else orjson.dumps(value)
-            await producer.send_and_wait(topic, raw)
+            key = value["stream"].encode() if isinstance(value, dict) else b"raw"
+            await producer.send_and_wait(topic, raw, key=key)
     finally:
         await producer.stop()
 

@@ -49,10 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     with_config(broker)
     broker.add_argument("--port", type=int, help="override kafka.embedded.port")
 
-    demo = command("demo", "Produce realistic demo traffic with injected anomalies to the events topic.")
+    demo = command(
+        "demo", "Produce realistic demo traffic with injected anomalies to the events topic."
+    )
     with_config(demo)
     demo.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
     demo.add_argument("--duration", type=float, help="seconds to run (default: until interrupted)")
+    demo.add_argument(
+        "--anomaly-every",
+        type=float,
+        default=60.0,
+        help="seconds between injected anomalies (default 60)",
+    )
     demo.add_argument("--seed", type=int, default=7)
     return parser
 
@@ -73,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "broker":
         return _broker(config, args.port)
     if args.command == "demo":
-        return _demo(config, args.rate, args.duration, args.seed)
+        return _demo(config, args.rate, args.duration, args.seed, args.anomaly_every)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -104,14 +112,26 @@ def _broker(config: AnomalydConfig, port: int | None) -> int:
     return run_broker_forever(config.kafka.embedded.host, port or config.kafka.embedded.port)
 
 
-def _demo(config: AnomalydConfig, rate: float, duration: float | None, seed: int) -> int:
+def _demo(
+    config: AnomalydConfig, rate: float, duration: float | None, seed: int, anomaly_every: float
+) -> int:
     from anomalyd.demo import produce_demo
     from anomalyd.worker.logs import configure_logging
 
     configure_logging(config.app.log_level)
     bootstrap = ",".join(config.kafka.bootstrap)
     try:
-        asyncio.run(produce_demo(bootstrap, config.topics.events, rate, time.time, duration, seed))
+        asyncio.run(
+            produce_demo(
+                bootstrap,
+                config.topics.events,
+                rate,
+                time.time,
+                duration,
+                seed,
+                anomaly_every_s=anomaly_every,
+            )
+        )
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK

@@ -199,10 +199,25 @@ async def produce_demo(
         await producer.stop()
 
 
+async def _accepts_connections(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
 async def _connect(bootstrap: str, deadline_s: float) -> AIOKafkaProducer:
     """A started producer; retries while the worker may still be starting the broker."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s
+    # Knock quietly first: aiokafka logs every refused connection as an error. The broker
+    # is another process, so there is no event to wait on: poll it.
+    while not await _accepts_connections(bootstrap) and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
     while True:
         # No idempotence: the embedded broker has no InitProducerId.
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)

@@ -14,7 +14,10 @@ class Metrics:
         r = self.registry
         self.events = Counter("anomalyd_events", "Events received, valid or not.", registry=r)
         self.invalid_events = Counter(
-            "anomalyd_invalid_events", "Events rejected to the dead-letter topic.", ["reason"], registry=r
+            "anomalyd_invalid_events",
+            "Events rejected to the dead-letter topic.",
+            ["reason"],
+            registry=r,
         )
         self.alerts = Counter(
             "anomalyd_alerts", "Alert state changes emitted.", ["status", "detector"], registry=r
@@ -33,7 +36,7 @@ class Metrics:
         )
         self.delivery_seconds = Histogram(
             "anomalyd_delivery_seconds",
-            "Time from an alert's emission to its successful delivery.",
+            "Time from the first delivery attempt to success, retries included.",
             ["receiver"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
@@ -45,4 +48,6 @@ class Metrics:
             registry=r,
         )
         self.streams = Gauge("anomalyd_streams", "Streams with state on this worker.", registry=r)
-        self.ready = Gauge("anomalyd_ready", "1 when the worker consumes its partitions.", registry=r)
+        self.ready = Gauge(
+            "anomalyd_ready", "1 when the worker consumes its partitions.", registry=r
+        )

@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import WorkerProcess, consume, eventually, produce, worker_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from anomalyd.worker.broker import EmbeddedBroker
+from helpers import WorkerProcess, consume, eventually, produce, worker_config
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,14 @@ def webhook(httpserver: HTTPServer) -> dict[str, Any]:
 
 
 def received(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    return [orjson.loads(request.get_data()) for request, _ in httpserver.log if request.path == "/hook"]
+    return [
+        orjson.loads(request.get_data()) for request, _ in httpserver.log if request.path == "/hook"
+    ]
 
 
-def series(stream: str, values: list[float], start: float | None = None, **extra: Any) -> list[dict[str, Any]]:
+def series(
+    stream: str, values: list[float], start: float | None = None, **extra: Any
+) -> list[dict[str, Any]]:
     start = time.time() if start is None else start
     return [{"stream": stream, "ts": start + i, "value": v, **extra} for i, v in enumerate(values)]
 
@@ -58,7 +62,9 @@ async def test_spike_is_pushed_to_the_webhook_then_resolved(
     events = series("checkout.latency_ms", [230, 241, 228, 1250, 236, 229], labels={"region": "eu"})
     await produce(broker.bootstrap, worker.config["topics"]["events"], events)
 
-    payloads = await eventually(lambda: len(received(httpserver)) >= 2 and received(httpserver), what="2 webhooks")
+    payloads = await eventually(
+        lambda: len(received(httpserver)) >= 2 and received(httpserver), what="2 webhooks"
+    )
     firing, resolved = payloads
     assert firing["version"] == "4"
     assert firing["status"] == "firing"
@@ -93,7 +99,10 @@ async def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_goes_
 ) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     worker = worker_factory(
-        broker.bootstrap, rules=[SPIKE_RULE], receivers=[webhook(httpserver)], ingest={"max_event_bytes": 1024}
+        broker.bootstrap,
+        rules=[SPIKE_RULE],
+        receivers=[webhook(httpserver)],
+        ingest={"max_event_bytes": 1024},
     )
     await worker.wait_ready()
     topics = worker.config["topics"]
@@ -149,7 +158,9 @@ async def test_absence_fires_when_a_stream_goes_silent_and_resolves_when_it_retu
     assert firing[0]["commonLabels"]["stream"] == "heartbeat.db"
 
     await produce(broker.bootstrap, topic, series("heartbeat.db", [1.0]))
-    payloads = await eventually(lambda: len(received(httpserver)) >= 2 and received(httpserver), what="resolution")
+    payloads = await eventually(
+        lambda: len(received(httpserver)) >= 2 and received(httpserver), what="resolution"
+    )
     assert payloads[1]["status"] == "resolved"
 
 
@@ -167,14 +178,19 @@ async def test_failed_deliveries_are_retried_then_dead_lettered(
     worker = worker_factory(
         broker.bootstrap,
         rules=[SPIKE_RULE],
-        receivers=[webhook(httpserver), {"type": "webhook", "name": "retired", "url": httpserver.url_for("/gone")}],
+        receivers=[
+            webhook(httpserver),
+            {"type": "webhook", "name": "retired", "url": httpserver.url_for("/gone")},
+        ],
     )
     await worker.wait_ready()
     topics = worker.config["topics"]
     await produce(broker.bootstrap, topics["events"], series("api.latency_ms", [100, 900]))
 
     def hook_statuses() -> list[int]:
-        return [response.status_code for request, response in httpserver.log if request.path == "/hook"]
+        return [
+            response.status_code for request, response in httpserver.log if request.path == "/hook"
+        ]
 
     await eventually(lambda: 200 in hook_statuses(), what="delivery after the 503")
     assert hook_statuses() == [503, 200]
@@ -201,6 +217,8 @@ async def test_worker_starts_the_embedded_broker_and_stops_cleanly(
     await produce(bootstrap, worker.config["topics"]["events"], series("solo", [1, 1000]))
     await eventually(lambda: received(httpserver), what="the webhook")
 
+    assert worker.get("/healthz") == (200, b'{"status":"ok"}')
+    assert worker.get("/readyz") == (200, b'{"status":"ready"}')
     lines = worker.log_lines()
     assert all(line.get("event") != "<not json>" for line in lines), "every output line is JSON"
     assert any(line.get("event") == "embedded_broker_started" for line in lines)

@@ -27,7 +27,9 @@ class ConfigError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> AnomalydConfig:
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> AnomalydConfig:
     """Read, expand and validate the config file at `path`.
 
     Raises ConfigError listing every problem; never returns a partial config.
@@ -53,7 +55,9 @@ def parse_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the top level must be a mapping of sections"])
-    problems: list[str] = []
+    # Keyword arguments must be text: report other keys instead of a TypeError.
+    problems = [f"{key!r}: a section name must be text" for key in raw if not isinstance(key, str)]
+    raw = {key: value for key, value in raw.items() if isinstance(key, str)}
     expanded = _expand(raw, environ, path="", problems=problems)
     try:
         config = AnomalydConfig(**expanded)
@@ -89,7 +93,9 @@ def _expand_text(text: str, environ: Mapping[str, str], path: str, problems: lis
             return value
         if default is not None:
             return default
-        problems.append(f"{path}: environment variable {name} is not set (use ${{{name}:-default}})")
+        problems.append(
+            f"{path}: environment variable {name} is not set (use ${{{name}:-default}})"
+        )
         return ""
 
     return _VARIABLE.sub(replace, text)
@@ -108,8 +114,17 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
             text += f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
-        if isinstance(node, dict) and part not in node and part == node.get("type"):
+        if _is_union_tag(part, node):
             continue  # pydantic names the union member; the user never wrote it
         text += f".{part}" if text else part
         node = node.get(part) if isinstance(node, dict) else None
     return text or "(top level)"
+
+
+def _is_union_tag(part: str, node: Any) -> bool:
+    """Whether `part` is pydantic's name for a union member rather than a key: the member
+    picked by `type`, or a tag like `literal['embedded']` / `list[str]`, under any value the
+    user wrote (keys the schema requires are identifiers)."""
+    if isinstance(node, dict):
+        return part not in node and (part == node.get("type") or not part.isidentifier())
+    return node is not None or not part.isidentifier()

@@ -72,6 +72,10 @@ def _on_clear(state: AlertState, ts: float, timing: Timing) -> tuple[AlertState,
         return state, None
     if state.phase is Phase.PENDING:
         return INACTIVE, None
+    if ts < state.since:
+        # A normal point from before the alert began arrived late (another partition):
+        # it is stale evidence and cannot end the alert.
+        return state, None
     clear_since = ts if state.clear_since is None else state.clear_since
     if ts - clear_since >= timing.keep_firing_for_s:
         return INACTIVE, Transition.RESOLVED

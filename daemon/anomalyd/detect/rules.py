@@ -42,7 +42,9 @@ class AboveCheck:
 
     def check(self, value: float, ts: float, active: bool) -> Check:
         limit = self._clear if active else self._threshold
-        return Check(value > limit, value, f"<= {_fmt(limit)}", f"{_fmt(value)} is above {_fmt(limit)}")
+        return Check(
+            value > limit, value, f"<= {_fmt(limit)}", f"{_fmt(value)} is above {_fmt(limit)}"
+        )
 
 
 class BelowCheck:
@@ -54,7 +56,9 @@ class BelowCheck:
 
     def check(self, value: float, ts: float, active: bool) -> Check:
         limit = self._clear if active else self._threshold
-        return Check(value < limit, value, f">= {_fmt(limit)}", f"{_fmt(value)} is below {_fmt(limit)}")
+        return Check(
+            value < limit, value, f">= {_fmt(limit)}", f"{_fmt(value)} is below {_fmt(limit)}"
+        )
 
 
 class RateOfChangeCheck:

@@ -52,7 +52,9 @@ def parse_event(raw: bytes, limits: Limits, default_ts: float | None = None) -> 
     `default_ts` (the message's broker timestamp) is used when the event has no `ts`.
     """
     if len(raw) > limits.max_event_bytes:
-        raise InvalidEvent("oversized", f"{len(raw)} bytes > max_event_bytes {limits.max_event_bytes}")
+        raise InvalidEvent(
+            "oversized", f"{len(raw)} bytes > max_event_bytes {limits.max_event_bytes}"
+        )
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -81,7 +83,8 @@ def _stream(raw: Any) -> str:
         raise InvalidEvent("bad_stream", f"'stream' must be a string, got {type(raw).__name__}")
     if not STREAM_NAME.fullmatch(raw):
         raise InvalidEvent(
-            "bad_stream", "'stream' must be 1-200 of A-Z a-z 0-9 _ . : / - and not start with a symbol"
+            "bad_stream",
+            "'stream' must be 1-200 of A-Z a-z 0-9 _ . : / - and not start with a symbol",
         )
     return raw
 
@@ -94,7 +97,7 @@ def _timestamp(raw: Any, default_ts: float | None) -> float:
     if isinstance(raw, bool):
         raise InvalidEvent("bad_ts", "'ts' must be ISO-8601 text or epoch seconds/milliseconds")
     if isinstance(raw, int | float):
-        ts = float(raw)
+        ts = _float(raw)
         if not math.isfinite(ts):
             raise InvalidEvent("bad_ts", "'ts' is not finite")
         if abs(ts) >= _MS_CUTOFF:
@@ -140,10 +143,17 @@ def _values(doc: dict[str, Any], limits: Limits) -> dict[str, float]:
 def _number(raw: Any, where: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise InvalidEvent("bad_value", f"'{where}' must be a number, got {type(raw).__name__}")
-    value = float(raw)
+    value = _float(raw)
     if not math.isfinite(value):
         raise InvalidEvent("bad_value", f"'{where}' is not finite")
     return value
+
+
+def _float(raw: int | float) -> float:
+    try:
+        return float(raw)
+    except OverflowError:  # an int beyond 1e308 (orjson never makes one; json.loads does)
+        return math.inf
 
 
 def _labels(raw: Any, limits: Limits) -> dict[str, str]:
@@ -162,6 +172,7 @@ def _labels(raw: Any, limits: Limits) -> dict[str, str]:
             raise InvalidEvent("bad_labels", f"label {name!r} must be a string")
         if len(value) > MAX_LABEL_VALUE or _CONTROL.search(value):
             raise InvalidEvent(
-                "bad_labels", f"label {name!r} is longer than {MAX_LABEL_VALUE} or has control characters"
+                "bad_labels",
+                f"label {name!r} is longer than {MAX_LABEL_VALUE} or has control characters",
             )
     return dict(raw)

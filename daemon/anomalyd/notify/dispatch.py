@@ -73,21 +73,36 @@ class Dispatcher:
             try:
                 await notifier.send(alerts)
             except DeliveryError as error:
-                self._metrics.deliveries.labels(notifier.name, error.reason).inc()
-                delay = self._policy.delay(attempt, self._rng, error.retry_after)
-                give_up = self._policy.give_up_reason(error, attempt, self._clock.now() - started, delay)
-                if give_up is not None:
-                    log.error("delivery_dead_lettered", reason=give_up, attempts=attempt, detail=error.detail)
-                    await self._dead_letter(DeadLetter(notifier.name, give_up, attempt, alerts))
-                    self._metrics.dead_lettered.labels(notifier.name).inc()
-                    return
-                log.warning(
-                    "delivery_retry", reason=error.reason, detail=error.detail, attempt=attempt, delay=round(delay, 3)
-                )
-                await self._sleep(delay)
+                failure = error
+            except Exception as error:  # a bug in a notifier: dead-letter, never lose the alert
+                log.exception("delivery_crashed", attempt=attempt)
+                failure = DeliveryError("internal_error", repr(error), retryable=False)
             else:
                 self._metrics.deliveries.labels(notifier.name, "ok").inc()
-                self._metrics.delivery_seconds.labels(notifier.name).observe(self._clock.now() - started)
+                elapsed = self._clock.now() - started
+                self._metrics.delivery_seconds.labels(notifier.name).observe(elapsed)
                 if attempt > 1:
                     log.info("delivery_recovered", attempts=attempt)
                 return
+            self._metrics.deliveries.labels(notifier.name, failure.reason).inc()
+            delay = self._policy.delay(attempt, self._rng, failure.retry_after)
+            age = self._clock.now() - started
+            give_up = self._policy.give_up_reason(failure, attempt, age, delay)
+            if give_up is not None:
+                log.error(
+                    "delivery_dead_lettered",
+                    reason=give_up,
+                    attempts=attempt,
+                    detail=failure.detail,
+                )
+                await self._dead_letter(DeadLetter(notifier.name, give_up, attempt, alerts))
+                self._metrics.dead_lettered.labels(notifier.name).inc()
+                return
+            log.warning(
+                "delivery_retry",
+                reason=failure.reason,
+                detail=failure.detail,
+                attempt=attempt,
+                delay=round(delay, 3),
+            )
+            await self._sleep(delay)

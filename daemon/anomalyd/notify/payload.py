@@ -11,10 +11,17 @@ from anomalyd.domain import Alert, AlertStatus
 DEFAULT_GROUP_BY = ("alertname", "stream")
 
 
-def group_key(receiver: str, group_labels: Mapping[str, str]) -> str:
-    """Alertmanager's shape: `{}:{name="value", ...}` (route path, then group labels)."""
-    inner = ", ".join(f'{name}="{group_labels[name]}"' for name in sorted(group_labels))
+def group_key(group_labels: Mapping[str, str]) -> str:
+    """Alertmanager's shape: `{}:{name="value", ...}` (route path, then group labels),
+    values quoted as Go's %q does, so a quote in a label cannot break the key."""
+    inner = ", ".join(f"{name}={_go_quote(group_labels[name])}" for name in sorted(group_labels))
     return f"{{}}:{{{inner}}}"
+
+
+def _go_quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{escaped}"'
 
 
 def webhook_payload(
@@ -30,7 +37,7 @@ def webhook_payload(
     firing = any(alert.status is AlertStatus.FIRING for alert in alerts)
     return {
         "version": "4",
-        "groupKey": group_key(receiver, group_labels),
+        "groupKey": group_key(group_labels),
         "truncatedAlerts": 0,
         "status": AlertStatus.FIRING.value if firing else AlertStatus.RESOLVED.value,
         "receiver": receiver,

@@ -32,7 +32,9 @@ class RetryPolicy:
 
     @classmethod
     def from_config(cls, section: DeliverySection) -> RetryPolicy:
-        return cls(section.max_attempts, section.initial_backoff, section.max_backoff, section.max_age)
+        return cls(
+            section.max_attempts, section.initial_backoff, section.max_backoff, section.max_age
+        )
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).
@@ -46,7 +48,9 @@ class RetryPolicy:
             return max(jittered, min(retry_after, self.max_age))
         return jittered
 
-    def give_up_reason(self, error: DeliveryError, attempt: int, age: float, delay: float) -> str | None:
+    def give_up_reason(
+        self, error: DeliveryError, attempt: int, age: float, delay: float
+    ) -> str | None:
         """Why to stop retrying now, or None to try again after `delay`."""
         if not error.retryable:
             return f"not retryable: {error.reason}"

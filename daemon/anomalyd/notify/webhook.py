@@ -42,9 +42,13 @@ class WebhookNotifier:
                 await response.read()
                 _raise_for(response.status, response.headers.get("Retry-After"), self._clock.now())
         except TimeoutError as error:
-            raise DeliveryError("timeout", f"no answer in {self._receiver.timeout:g}s", retryable=True) from error
+            raise DeliveryError(
+                "timeout", f"no answer in {self._receiver.timeout:g}s", retryable=True
+            ) from error
         except aiohttp.ClientError as error:
-            raise DeliveryError("connection", str(error) or type(error).__name__, retryable=True) from error
+            raise DeliveryError(
+                "connection", str(error) or type(error).__name__, retryable=True
+            ) from error
 
 
 def _raise_for(status: int, retry_after: str | None, now: float) -> None:
@@ -64,11 +68,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # delta-seconds is ASCII digits; '²'.isdigit() too
         return float(value)
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
     return max(0.0, when - now) if now is not None else None
-

@@ -18,7 +18,7 @@ from anomalyd.worker.runtime import Runtime
 _log = structlog.get_logger(__name__)
 
 
-class EmbeddedBrokerService(Service):  # type: ignore[misc]
+class EmbeddedBrokerService(Service):
     """Starts the embedded broker before the app connects, stops it after the app is gone."""
 
     def __init__(self, config: AnomalydConfig) -> None:
@@ -67,6 +67,5 @@ def run_worker(config: AnomalydConfig) -> int:
     )
     try:
         worker.execute_from_commandline()
-    except SystemExit as exit_:
+    except SystemExit as exit_:  # how Faust's worker ends, on a signal or an error
         return int(exit_.code or 0)
-    return 0

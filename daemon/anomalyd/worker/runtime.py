@@ -17,7 +17,14 @@ from anomalyd.decide import Engine
 from anomalyd.domain import Alert, Event
 from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
-from anomalyd.notify import DeadLetter, Dispatcher, LogNotifier, Notifier, RetryPolicy, WebhookNotifier
+from anomalyd.notify import (
+    DeadLetter,
+    Dispatcher,
+    LogNotifier,
+    Notifier,
+    RetryPolicy,
+    WebhookNotifier,
+)
 
 _log = structlog.get_logger(__name__)
 
@@ -31,7 +38,7 @@ class Rejected:
     detail: str
 
 
-class Runtime(Service):  # type: ignore[misc]
+class Runtime(Service):
     """Owns the detection engine and the delivery resources for one worker."""
 
     def __init__(self, config: AnomalydConfig, clock: Clock, metrics: Metrics) -> None:

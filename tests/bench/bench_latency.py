@@ -1,0 +1,147 @@
+"""Start-up time and event→webhook latency of a real worker on the embedded broker.
+
+    make bench-latency
+
+1. Start-up: an event that fires a rule is produced *before* the worker starts;
+   the time from process start to that alert reaching the webhook receiver is
+   start-up plus one event's trip through the pipeline.
+2. Latency: background traffic at --rate events/s over --streams streams, with a
+   spike on one stream every 100 ms; for each spike, the time from its `ts`
+   (stamped just before it is produced) to the webhook's arrival.
+
+Prints a table and one JSON line. Timings depend on the machine: compare runs
+made on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from anomalyd.domain import parse_time
+from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
+from helpers import WorkerProcess, eventually, worker_config
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that stamps each payload's arrival."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        received = self.arrivals
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((time.time(), orjson.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def firing(self) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, p) for t, p in self.arrivals if p["status"] == "firing"]
+
+
+async def main(rate: float, streams: int, seconds: float) -> dict[str, Any]:
+    receiver = Receiver()
+    rule = {"name": "Spike", "type": "above", "threshold": 1000, "streams": ["*"]}
+    async with EmbeddedBroker("127.0.0.1", free_port()) as broker:
+        with tempfile.TemporaryDirectory() as tmp:
+            path, config = worker_config(
+                Path(tmp),
+                broker.bootstrap,
+                rules=[rule],
+                receivers=[{"type": "webhook", "name": "bench", "url": receiver.url}],
+            )
+            topic = config["topics"]["events"]
+            await ensure_topics(broker.bootstrap, {topic: 4})
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
+            await producer.start()
+            await producer.send_and_wait(
+                topic, orjson.dumps({"stream": "warm", "ts": time.time(), "value": 5000})
+            )
+            worker = WorkerProcess(path, config, Path(tmp) / "worker.log").start()
+            started = time.time()
+            try:
+                await eventually(receiver.firing, timeout=60, what="the first alert")
+                startup = receiver.firing()[0][0] - started
+                ready = await worker.wait_ready()
+                sent = await _load(producer, topic, rate, streams, seconds)
+                await eventually(
+                    lambda: len(receiver.firing()) >= sent + 1, timeout=60, what="every spike"
+                )
+            finally:
+                await producer.stop()
+                worker.stop()
+    latencies = sorted(
+        (t - parse_time(p["alerts"][0]["startsAt"])) * 1000 for t, p in receiver.firing()[1:]
+    )
+    return {
+        "startup_to_first_alert_s": round(startup, 2),
+        "startup_to_ready_s": round(ready, 2),
+        "background_rate": rate,
+        "spikes": len(latencies),
+        "latency_ms_p50": round(statistics.median(latencies), 1),
+        "latency_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "latency_ms_max": round(latencies[-1], 1),
+    }
+
+
+async def _load(
+    producer: AIOKafkaProducer, topic: str, rate: float, streams: int, seconds: float
+) -> int:
+    """Background traffic at `rate`/s and a spike on a fresh stream every 100 ms.
+
+    Returns how many spikes were sent."""
+    start = time.monotonic()
+    sent = spikes = 0
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            event = {"stream": f"bg.{sent % streams}", "ts": time.time(), "value": 100.0}
+            await producer.send(topic, orjson.dumps(event))  # queued; batched by the producer
+            sent += 1
+        if elapsed * 10 >= spikes:
+            await producer.send(
+                topic,
+                orjson.dumps({"stream": f"spike.{spikes}", "ts": time.time(), "value": 5000.0}),
+            )
+            spikes += 1
+        await asyncio.sleep(0.002)
+    await producer.flush()
+    return spikes
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=2000.0, help="background events/s")
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    result = asyncio.run(main(args.rate, args.streams, args.seconds))
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(result))
