@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from anomalyd.config import AnomalydConfig
+from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import logging_config
 from anomalyd.worker.runtime import Rejected, Runtime
 from anomalyd.worker.transport import App
@@ -24,7 +25,9 @@ def by_stream_topic_name(config: AnomalydConfig) -> str:
     return f"{config.app.id}-events-by-stream"
 
 
-def build_app(config: AnomalydConfig, runtime: Runtime, *, data_dir: str) -> App:
+def build_app(
+    config: AnomalydConfig, runtime: Runtime, delivery: Delivery, *, data_dir: str
+) -> App:
     kafka = config.kafka
     session_timeout = kafka.effective_session_timeout
     app = App(
@@ -61,7 +64,8 @@ def build_app(config: AnomalydConfig, runtime: Runtime, *, data_dir: str) -> App
     async def send_alert_dlq(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await alerts_dlq.send(key=key, value=value, headers=headers)
 
-    runtime.attach(send_alert=send_alert, send_alert_dlq=send_alert_dlq)
+    runtime.attach(send_alert=send_alert)
+    delivery.attach(send_alert_dlq=send_alert_dlq)
 
     @app.agent(events, name="ingest")
     async def ingest(stream: Any) -> None:
@@ -98,7 +102,7 @@ def build_app(config: AnomalydConfig, runtime: Runtime, *, data_dir: str) -> App
     @app.agent(alerts, name="notify")
     async def notify(stream: Any) -> None:
         async for event in stream.events():
-            await runtime.deliver(event.message.value)
+            await delivery.deliver(event.message.value)
 
     @app.timer(config.alerting.absence_check_interval)  # type: ignore[untyped-decorator]
     async def absence() -> None:

@@ -12,6 +12,7 @@ from anomalyd.config import AnomalydConfig
 from anomalyd.metrics import Metrics
 from anomalyd.worker.app import build_app, by_stream_topic_name
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics
+from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import configure_logging
 from anomalyd.worker.runtime import Runtime
 
@@ -44,9 +45,11 @@ def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
 def run_worker(config: AnomalydConfig) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     logging_config = configure_logging(config.app.log_level)
-    runtime = Runtime(config, SystemClock(), Metrics())
-    app = build_app(config, runtime, data_dir=config.app.data_dir)
-    services: list[Service] = [runtime]
+    clock, metrics = SystemClock(), Metrics()
+    runtime = Runtime(config, clock, metrics)
+    delivery = Delivery(config, clock, metrics)
+    app = build_app(config, runtime, delivery, data_dir=config.app.data_dir)
+    services: list[Service] = [runtime, delivery]
     if config.kafka.is_embedded:
         services.insert(0, EmbeddedBrokerService(config))
     _log.info(

@@ -1,30 +1,21 @@
-"""What the worker does with each message, minus Kafka: decode, judge, emit,
-deliver. The Faust app (`app.py`) only moves messages in and out of this."""
+"""What the worker does with each event, minus Kafka: decode, judge, emit alerts.
+The Faust app (`app.py`) only moves messages in and out of this."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 import structlog
 from mode import Service
 
 from anomalyd.clock import Clock
-from anomalyd.config import AnomalydConfig, LogReceiver, WebhookReceiver
+from anomalyd.config import AnomalydConfig
 from anomalyd.decide import Engine
 from anomalyd.domain import Alert, Event
 from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
-from anomalyd.notify import (
-    DeadLetter,
-    Dispatcher,
-    LogNotifier,
-    Notifier,
-    RetryPolicy,
-    WebhookNotifier,
-)
 
 _log = structlog.get_logger(__name__)
 
@@ -39,7 +30,7 @@ class Rejected:
 
 
 class Runtime(Service):
-    """Owns the detection engine and the delivery resources for one worker."""
+    """Owns the detection engine of one worker."""
 
     def __init__(self, config: AnomalydConfig, clock: Clock, metrics: Metrics) -> None:
         super().__init__()
@@ -53,24 +44,14 @@ class Runtime(Service):
             max_fields=config.ingest.max_fields,
         )
         self.ready = False
-        self._session: aiohttp.ClientSession | None = None
-        self._dispatcher: Dispatcher | None = None
         self._stream_partitions: dict[str, int] = {}
-
-    async def on_start(self) -> None:
-        self._session = aiohttp.ClientSession()
-
-    async def on_stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     def log_ready(self) -> None:
         _log.info("worker_ready", streams=self.engine.stream_count)
 
-    def attach(self, *, send_alert: Sender, send_alert_dlq: Sender) -> None:
-        """Connect the outputs (the app's topics) once they exist."""
+    def attach(self, *, send_alert: Sender) -> None:
+        """Connect the output (the app's alerts topic) once it exists."""
         self._send_alert = send_alert
-        self._send_alert_dlq = send_alert_dlq
 
     # -- ingest ---------------------------------------------------------------
 
@@ -118,45 +99,3 @@ class Runtime(Service):
         for stream in gone:
             del self._stream_partitions[stream]
         self.metrics.streams.set(self.engine.stream_count)
-
-    # -- deliver --------------------------------------------------------------
-
-    async def deliver(self, raw: bytes) -> None:
-        await self._dispatcher_for().dispatch(Alert.from_json(orjson.loads(raw)))
-
-    def _dispatcher_for(self) -> Dispatcher:
-        if self._dispatcher is None:
-            if self._session is None:
-                raise RuntimeError("the runtime service has not started")
-            self._dispatcher = Dispatcher(
-                self._notifiers(self._session),
-                RetryPolicy.from_config(self.config.delivery),
-                self.clock,
-                self._dead_letter,
-                self.metrics,
-            )
-        return self._dispatcher
-
-    def _notifiers(self, session: aiohttp.ClientSession) -> list[Notifier]:
-        notifiers: list[Notifier] = []
-        for receiver in self.config.receivers:
-            match receiver:
-                case WebhookReceiver():
-                    notifiers.append(
-                        WebhookNotifier(receiver, self.config.app.external_url, session, self.clock)
-                    )
-                case LogReceiver():
-                    notifiers.append(LogNotifier(receiver.name))
-        return notifiers
-
-    async def _dead_letter(self, letter: DeadLetter) -> None:
-        body = orjson.dumps(
-            {
-                "receiver": letter.receiver,
-                "reason": letter.reason,
-                "attempts": letter.attempts,
-                "alerts": [alert.to_json() for alert in letter.alerts],
-            }
-        )
-        headers = [("reason", letter.reason.encode()), ("receiver", letter.receiver.encode())]
-        await self._send_alert_dlq(letter.alerts[0].fingerprint.encode(), body, headers)
