@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/anomalyd.yaml
 
-.PHONY: help install run test test-unit test-integration lint fmt clean bench-latency
+.PHONY: help install run test test-unit test-integration lint fmt clean bench-latency bench-quality bench-memory
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ test-unit: $(STAMP)  ## only the fast tests with no broker
 
 test-integration: $(STAMP)  ## only the tests against the embedded broker
 	$(BIN)/pytest -q -m integration
+
+bench-quality: $(STAMP)  ## NAB scores of the default config on ../shared/data/nab-dev, beside a River baseline
+	PYTHONPATH=tests $(BIN)/python tests/bench/bench_quality.py $(ARGS)
+
+bench-memory: $(STAMP)  ## memory per stream of the engine at 1k/10k/100k streams, per detector
+	$(BIN)/python tests/bench/bench_memory.py
 
 bench-latency: $(STAMP)  ## start-up time and event-to-webhook latency of a real worker
 	PYTHONPATH=tests $(BIN)/python tests/bench/bench_latency.py

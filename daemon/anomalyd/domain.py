@@ -29,6 +29,24 @@ class Event:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What detection concluded about one field of one event.
+
+    `score` in [0, 1]: 1 when a rule is violated, else the model's calibrated
+    score (0 while it warms up or when the stream runs rules only).
+    """
+
+    stream: str
+    field: str
+    ts: float
+    value: float
+    score: float
+    model_score: float | None
+    rule_hits: tuple[str, ...]
+    warm: bool
+
+
 class Severity(StrEnum):
     INFO = "info"
     WARNING = "warning"

@@ -1,5 +1,6 @@
-"""The engine: seeded synthetic streams with spikes at known points and the exact alerts
-they must produce; rule matching, fields, labels, absence and forgetting."""
+"""The engine in `rules` mode: seeded synthetic streams with spikes at known points and the
+exact alerts they must produce; rule matching, fields, labels, absence and forgetting.
+(The model and the modes are in test_engine_model.py.)"""
 
 from __future__ import annotations
 
@@ -11,14 +12,38 @@ import pytest
 from pydantic import TypeAdapter
 
 from anomalyd.clock import ManualClock
-from anomalyd.config import Rule
-from anomalyd.decide import Engine, fingerprint
+from anomalyd.config import ModelSection, Rule
+from anomalyd.decide import Engine as _Engine
+from anomalyd.decide import fingerprint
 from anomalyd.domain import VALUE_FIELD, Alert, AlertStatus, Event
 
 URL = "http://anomalyd.test:6066"
 T0 = 1_700_000_000.0
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 _RULES = TypeAdapter(list[Rule])
+
+
+class Engine:
+    """The engine with the model off, answering with the alerts that changed."""
+
+    def __init__(self, rules: Sequence[Rule], external_url: str) -> None:
+        self._engine = _Engine(rules, ModelSection(mode="rules"), external_url)
+
+    def process(self, event: Event, now: float) -> list[Alert]:
+        return self._engine.process(event, now).alerts
+
+    def check_absence(self, now: float) -> list[Alert]:
+        return self._engine.check_absence(now)
+
+    def forget(self, streams: Iterable[str]) -> None:
+        self._engine.forget(streams)
+
+    @property
+    def stream_count(self) -> int:
+        return self._engine.stream_count
+
+    def streams(self) -> list[str]:
+        return self._engine.streams()
 
 
 def rules(*specs: Mapping[str, Any]) -> list[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ class ConfigError(Exception):
 
 
 def load_config(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
 ) -> AnomalydConfig:
     """Read, expand and validate the config file at `path`.
 
@@ -40,12 +42,18 @@ def load_config(
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(source, [f"cannot read the config file: {error.strerror}"]) from error
-    return parse_config(text, source=source, environ=environ)
+    return parse_config(text, source=source, environ=environ, overrides=overrides)
 
 
 def parse_config(
-    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
 ) -> AnomalydConfig:
+    """Validate config text. `overrides` are `key.path=value` edits of the file (YAML values),
+    e.g. `model.threshold=0.6` or `rules[0].threshold=900`, applied before validation."""
     environ = os.environ if environ is None else environ
     try:
         raw = yaml.safe_load(text)
@@ -59,6 +67,10 @@ def parse_config(
     problems = [f"{key!r}: a section name must be text" for key in raw if not isinstance(key, str)]
     raw = {key: value for key, value in raw.items() if isinstance(key, str)}
     expanded = _expand(raw, environ, path="", problems=problems)
+    for override in overrides:
+        problem = _apply_override(expanded, override)
+        if problem:
+            problems.append(problem)
     try:
         config = AnomalydConfig(**expanded)
     except ValidationError as error:
@@ -67,6 +79,41 @@ def parse_config(
     if problems or config is None:
         raise ConfigError(source, problems)
     return config
+
+
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def _path_keys(path: str) -> list[str | int] | None:
+    """`rules[0].threshold` -> ["rules", 0, "threshold"]; None if it is not a key path."""
+    keys: list[str | int] = []
+    for segment in path.split("."):
+        match = _SEGMENT.fullmatch(segment)
+        if match is None:
+            return None
+        keys.append(match.group(1))
+        keys.extend(int(i) for i in re.findall(r"\[(\d+)\]", match.group(2)))
+    return keys
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> str | None:
+    """Set one `key.path=value` (a YAML value) in the raw config; the problem if it cannot."""
+    path, sep, text = override.partition("=")
+    keys = _path_keys(path.strip()) if sep else None
+    if not keys:
+        return f"--set {override!r}: expected key.path=value"
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node: Any = raw
+    try:
+        for key in keys[:-1]:
+            node = node.setdefault(key, {}) if isinstance(key, str) else node[key]
+        node[keys[-1]] = value
+    except (IndexError, KeyError, TypeError, AttributeError):
+        return f"--set {override!r}: {path.strip()} does not exist"
+    return None
 
 
 def _expand(node: Any, environ: Mapping[str, str], path: str, problems: list[str]) -> Any:

@@ -1,83 +1,76 @@
-"""The detection engine: every rule that matches a stream judges each of its
-points, and each judgement moves that alert's life cycle.
+"""The detection engine: the rules and the online model judge every point of the
+streams this worker owns, and each judgement moves that alert's life cycle.
 
 Plain Python with no I/O: the worker feeds it events from Kafka, `backtest`
-feeds it events from a file, and both get the same alerts.
+feeds it events from a file, and both get the same verdicts and alerts.
+
+Per stream, the mode decides who may page (see `config.detection.Mode`); in
+every mode but `rules` the model learns, seeded from the rules: it learns only
+the points no rule calls anomalous, and it may page once it has learned
+`model.warmup` of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import pickle
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from anomalyd.config import AbsenceRule, Rule, ValueRule
-from anomalyd.decide import alerts
-from anomalyd.decide.lifecycle import INACTIVE, AlertState, Phase, Timing, Transition, advance
-from anomalyd.detect import Check, ValueCheck, value_check
-from anomalyd.domain import VALUE_FIELD, Alert, Event
+from anomalyd.config import AbsenceRule, Mode, ModelSection, Rule, ValueRule
+from anomalyd.decide import alerts, annotate
+from anomalyd.decide.lifecycle import Timing, Transition
+from anomalyd.decide.streams import Absence, ModelSeries, RuleSeries, StreamState, Tracked
+from anomalyd.detect import Check, ModelScore, SeriesModel, value_check
+from anomalyd.domain import VALUE_FIELD, Alert, Event, Verdict
 
-DETECTOR = "rules"
+#: Bumped whenever the shape of StreamState changes, so old snapshots are not misread.
+_SNAPSHOT_VERSION = b"anomalyd-state-1\n"
 
-
-@dataclass(slots=True)
-class _Series:
-    """One (rule, field) of one stream: the rule's memory and its alert's state."""
-
-    rule: ValueRule
-    check: ValueCheck
-    timing: Timing
-    state: AlertState = INACTIVE
-    alert: Alert | None = None  # the firing alert, kept to resolve it with the same identity
+#: An alert's labels and annotations, computed only when it fires.
+_Described = tuple[dict[str, str], dict[str, str]]
 
 
-@dataclass(slots=True)
-class _Absence:
-    rule: AbsenceRule
-    alert: Alert | None = None
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The outcome of one event: a verdict per field, and the alerts that changed."""
 
-
-@dataclass(slots=True)
-class _Stream:
-    series: list[_Series]
-    absences: list[_Absence]
-    last_seen: float
-    labels: dict[str, str] = field(default_factory=dict)
+    verdicts: list[Verdict]
+    alerts: list[Alert]
 
 
 class Engine:
-    """Per-stream rule state and alert life cycles for the streams this worker owns."""
-
-    def __init__(self, rules: Sequence[Rule], external_url: str) -> None:
+    def __init__(self, rules: Sequence[Rule], model: ModelSection, external_url: str) -> None:
         self._rules = list(rules)
+        self._model = model
         self._external_url = external_url
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, StreamState] = {}
 
     @property
     def stream_count(self) -> int:
         return len(self._streams)
 
-    def process(self, event: Event, now: float) -> list[Alert]:
-        """Judge one event; return the alerts whose state changed (fired or resolved).
+    def streams(self) -> list[str]:
+        return list(self._streams)
 
-        `now` is when the event arrived (for absence); decisions use event time.
-        """
+    def stream(self, name: str) -> StreamState | None:
+        return self._streams.get(name)
+
+    def process(self, event: Event, now: float) -> Judgement:
+        """Judge one event. `now` is when it arrived (for absence); decisions use event time."""
         stream = self._streams.get(event.stream)
         if stream is None:
             stream = self._streams[event.stream] = self._new_stream(event.stream, now)
         stream.last_seen = now
         stream.labels = dict(event.labels)
+        stream.events += 1
         changed = [a for a in (_end_absence(ab, now) for ab in stream.absences) if a is not None]
-        for series in stream.series:
-            value = event.values.get(_field(series.rule))
-            if value is None:
-                continue
-            check = series.check.check(value, event.ts, series.state.phase is Phase.FIRING)
-            if check is not None:
-                alert = self._decide(event, series, check)
-                if alert is not None:
-                    changed.append(alert)
-        return changed
+        verdicts = [
+            self._judge_field(event, stream, field, value, changed)
+            for field, value in event.values.items()
+        ]
+        return Judgement(verdicts, changed)
 
     def check_absence(self, now: float) -> list[Alert]:
         """Fire an absence alert for every stream silent for longer than its rule allows."""
@@ -89,89 +82,168 @@ class Engine:
                     fired.append(absence.alert)
         return fired
 
+    def snapshot(self, stream: str) -> bytes | None:
+        """The stream's whole state (rule memory, model, alert life cycles) as bytes."""
+        state = self._streams.get(stream)
+        if state is None:
+            return None
+        return _SNAPSHOT_VERSION + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, stream: str, blob: bytes) -> bool:
+        """Resume a stream from `snapshot`; False (and nothing changes) if the blob is from
+        an incompatible version. Snapshots are the daemon's own: only ever unpickle blobs
+        from a store that only anomalyd can write."""
+        if not blob.startswith(_SNAPSHOT_VERSION):
+            return False
+        self._streams[stream] = pickle.loads(blob[len(_SNAPSHOT_VERSION) :])
+        return True
+
     def forget(self, streams: Iterable[str]) -> None:
         """Drop streams this worker no longer owns (after a rebalance)."""
         for name in streams:
             self._streams.pop(name, None)
 
-    def streams(self) -> list[str]:
-        return list(self._streams)
+    # -- one field of one event ---------------------------------------------------------
 
-    def _new_stream(self, name: str, now: float) -> _Stream:
-        matching = [rule for rule in self._rules if any(fnmatchcase(name, g) for g in rule.streams)]
-        return _Stream(
-            series=[
-                _Series(rule, value_check(rule), Timing(rule.for_, rule.keep_firing_for))
-                for rule in matching
-                if not isinstance(rule, AbsenceRule)
-            ],
-            absences=[_Absence(rule) for rule in matching if isinstance(rule, AbsenceRule)],
+    def _judge_field(
+        self, event: Event, stream: StreamState, field: str, value: float, changed: list[Alert]
+    ) -> Verdict:
+        hits = self._apply_rules(event, stream, field, value, changed)
+        scored = None
+        if stream.mode != "rules":
+            scored = self._apply_model(event, stream, field, value, not hits, changed)
+        model_score = None if scored is None else scored.score
+        score = 1.0 if hits else (model_score or 0.0)
+        warm = scored is not None and scored.warm
+        return Verdict(event.stream, field, event.ts, value, score, model_score, hits, warm)
+
+    def _apply_rules(
+        self, event: Event, stream: StreamState, field: str, value: float, changed: list[Alert]
+    ) -> tuple[str, ...]:
+        hits = []
+        for series in stream.rules:
+            if series.field != field:
+                continue
+            check = series.judge(value, event.ts)
+            if check is None:
+                continue
+            if check.violated:
+                hits.append(series.rule.name)
+            if stream.rules_page:
+                rule = series.rule
+
+                def describe(rule: Rule = rule, check: Check = check) -> _Described:
+                    labels = annotate.identity(
+                        rule.name,
+                        event.stream,
+                        rule.severity.value,
+                        annotate.RULES,
+                        field,
+                        stream.labels,
+                    )
+                    return labels, annotate.rule_annotations(rule, event.stream, field, check)
+
+                self._move(series.tracked, check.violated, event.ts, describe, changed)
+        return tuple(hits)
+
+    def _apply_model(
+        self,
+        event: Event,
+        stream: StreamState,
+        field: str,
+        value: float,
+        normal: bool,
+        changed: list[Alert],
+    ) -> ModelScore:
+        series = stream.models.get(field)
+        if series is None:
+            series = stream.models[field] = self._new_model(event.stream, field)
+        scored = series.model.score(value, event.ts)
+        if normal:  # seeded from the rules: learn only what they call normal
+            series.model.learn(scored)
+        series.model.remember(value)
+        if stream.model_pages and scored.warm:
+            section, threshold = self._model, stream.threshold
+
+            def describe() -> _Described:
+                labels = annotate.identity(
+                    section.alertname,
+                    event.stream,
+                    section.severity.value,
+                    annotate.MODEL,
+                    field,
+                    stream.labels,
+                )
+                return labels, annotate.model_annotations(
+                    section, event.stream, field, scored, threshold
+                )
+
+            self._move(series.tracked, scored.score >= threshold, event.ts, describe, changed)
+        return scored
+
+    def _move(
+        self,
+        tracked: Tracked,
+        violated: bool,
+        ts: float,
+        describe: Callable[[], _Described],
+        changed: list[Alert],
+    ) -> None:
+        """Advance one alert's life cycle; describe the alert only when it fires."""
+        transition = tracked.step(violated, ts)
+        if transition is Transition.FIRED:
+            labels, annotations = describe()
+            tracked.alert = alerts.firing(
+                labels, annotations, tracked.state.since, self._external_url
+            )
+            changed.append(tracked.alert)
+        elif transition is Transition.RESOLVED and tracked.alert is not None:
+            changed.append(alerts.resolved(tracked.alert, ends_at=ts))
+            tracked.alert = None
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def _new_stream(self, name: str, now: float) -> StreamState:
+        matching = [r for r in self._rules if any(fnmatchcase(name, g) for g in r.streams)]
+        mode, threshold = self._mode_for(name)
+        return StreamState(
+            mode=mode,
+            threshold=threshold,
+            rules=[_rule_series(r) for r in matching if not isinstance(r, AbsenceRule)],
+            absences=[Absence(r) for r in matching if isinstance(r, AbsenceRule)],
             last_seen=now,
         )
 
-    def _decide(self, event: Event, series: _Series, check: Check) -> Alert | None:
-        series.state, transition = advance(series.state, check.violated, event.ts, series.timing)
-        if transition is Transition.FIRED:
-            series.alert = self._value_alert(event, series, check)
-            return series.alert
-        if transition is Transition.RESOLVED and series.alert is not None:
-            ended, series.alert = alerts.resolved(series.alert, ends_at=event.ts), None
-            return ended
-        return None
+    def _mode_for(self, stream: str) -> tuple[Mode, float]:
+        mode, threshold = self._model.mode, self._model.threshold
+        for override in self._model.overrides:
+            if any(fnmatchcase(stream, g) for g in override.streams):
+                mode = override.mode or mode
+                threshold = override.threshold if override.threshold is not None else threshold
+                break
+        return mode, threshold
 
-    def _value_alert(self, event: Event, series: _Series, check: Check) -> Alert:
-        rule = series.rule
-        field_name = _field(rule)
-        labels = {**event.labels, **_identity(rule, event.stream)}
-        if field_name != VALUE_FIELD:
-            labels["field"] = field_name
-        facts = {
-            "stream": event.stream,
-            "field": field_name,
-            "value": f"{check.value:.6g}",
-            "expected": check.expected,
-            "reason": check.reason,
-        }
-        summary = rule.summary or "{stream}: {reason}"
-        annotations = {
-            "summary": alerts.render_summary(summary, facts),
-            "description": f"Rule {rule.name} ({rule.type}) on {event.stream}: {check.reason}.",
-            "value": facts["value"],
-            "expected": check.expected,
-            "rule": rule.type,
-            "detector": DETECTOR,
-        }
-        return alerts.firing(labels, annotations, series.state.since, self._external_url)
+    def _new_model(self, stream: str, field: str) -> ModelSeries:
+        # A seed per series: reproducible, yet series do not share random draws.
+        seed = self._model.seed ^ zlib.crc32(f"{stream}\x00{field}".encode())
+        timing = Timing(self._model.for_, self._model.keep_firing_for)
+        return ModelSeries(SeriesModel(self._model, seed), Tracked(timing))
 
-    def _absence_alert(self, name: str, stream: _Stream, rule: AbsenceRule) -> Alert:
-        facts = {"stream": name, "reason": f"no event for more than {rule.for_:g}s"}
-        annotations = {
-            "summary": alerts.render_summary(rule.summary or "{stream}: {reason}", facts),
-            "description": f"Rule {rule.name} (absence) on {name}: {facts['reason']}.",
-            "expected": f"an event at least every {rule.for_:g}s",
-            "rule": "absence",
-            "detector": DETECTOR,
-        }
-        labels = {**stream.labels, **_identity(rule, name)}
-        starts_at = stream.last_seen + rule.for_
-        return alerts.firing(labels, annotations, starts_at, self._external_url)
+    def _absence_alert(self, name: str, stream: StreamState, rule: AbsenceRule) -> Alert:
+        labels = annotate.identity(
+            rule.name, name, rule.severity.value, annotate.RULES, VALUE_FIELD, stream.labels
+        )
+        annotations = annotate.absence_annotations(rule, name)
+        return alerts.firing(labels, annotations, stream.last_seen + rule.for_, self._external_url)
 
 
-def _end_absence(absence: _Absence, now: float) -> Alert | None:
+def _rule_series(rule: ValueRule) -> RuleSeries:
+    timing = Timing(rule.for_, rule.keep_firing_for)
+    return RuleSeries(rule, rule.field, value_check(rule), Tracked(timing))
+
+
+def _end_absence(absence: Absence, now: float) -> Alert | None:
     if absence.alert is None:
         return None
     ended, absence.alert = alerts.resolved(absence.alert, ends_at=now), None
     return ended
-
-
-def _identity(rule: Rule, stream: str) -> dict[str, str]:
-    return {
-        "alertname": rule.name,
-        "stream": stream,
-        "severity": rule.severity.value,
-        "detector": DETECTOR,
-    }
-
-
-def _field(rule: Rule) -> str:
-    return getattr(rule, "field", VALUE_FIELD)

@@ -1,0 +1,54 @@
+"""What a backtest writes and prints: per-event scores, the alerts it would send, a summary."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from anomalyd.backtest.run import BacktestResult
+
+
+def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores, alerts = out_dir / "scores.csv", out_dir / "alerts.jsonl"
+    with scores.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["stream", "field", "ts", "value", "score", "model_score", "rule_hits", "warm"]
+        )
+        for v in result.verdicts:
+            model_score = "" if v.model_score is None else f"{v.model_score:.6f}"
+            hits = ";".join(v.rule_hits)
+            writer.writerow(
+                [v.stream, v.field, v.ts, v.value, f"{v.score:.6f}", model_score, hits, int(v.warm)]
+            )
+    with alerts.open("wb") as handle:
+        for alert in result.alerts:
+            handle.write(orjson.dumps(alert.to_json()) + b"\n")
+    return scores, alerts
+
+
+def summary_lines(result: BacktestResult, elapsed: float) -> list[str]:
+    firing = result.firing()
+    streams = {v.stream for v in result.verdicts}
+    rate = result.events / elapsed if elapsed > 0 else 0.0
+    lines = [
+        f"events: {result.events} over {len(streams)} stream(s) in {elapsed:.2f}s ({rate:,.0f}/s)",
+        f"invalid: {sum(result.invalid.values())}"
+        + "".join(f"  {code}={n}" for code, n in sorted(result.invalid.items())),
+        f"alerts fired: {len(firing)}, resolved: {len(result.alerts) - len(firing)}",
+    ]
+    lines += _table("per detector", Counter(a.labels.get("detector", "") for a in firing))
+    lines += _table("per alertname", Counter(a.labels.get("alertname", "") for a in firing))
+    lines += _table("per stream", Counter(a.labels.get("stream", "") for a in firing))
+    return lines
+
+
+def _table(title: str, counts: Counter[str]) -> list[str]:
+    if not counts:
+        return []
+    width = max(len(name) for name in counts)
+    return [f"{title}:"] + [f"  {name:<{width}}  {n}" for name, n in counts.most_common()]
