@@ -12,6 +12,7 @@ from anomalyd.backtest.reader import count_rows, parse_csv_time, read_events
 from anomalyd.backtest.report import summary_lines, write_outputs
 from anomalyd.backtest.run import BacktestResult, backtest, with_progress
 from anomalyd.config import AnomalydConfig
+from anomalyd.evaluate.corpus import Profile, load_profiles
 from anomalyd.ingest import Limits
 
 HELP = "Replay a CSV or JSONL file through the detection code; write scores and alerts."
@@ -93,9 +94,7 @@ def _print_quality(
         print(f"NAB {profile.name}: {nab:.1f} (tp {scored.tp}, fp {scored.fp}, fn {scored.fn})")
 
 
-def _profiles(labels_path: Path) -> list[object]:
-    from anomalyd.evaluate.corpus import Profile, load_profiles
-
+def _profiles(labels_path: Path) -> list[Profile]:
     root = labels_path.resolve().parent.parent
     if (root / "profiles.json").is_file():
         return list(load_profiles(root).values())

@@ -12,6 +12,7 @@ from anomalyd.backtest.run import BacktestResult
 
 
 def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
+    """scores.csv (a row per event and field), alerts.jsonl, and drift.jsonl (closed windows)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     scores, alerts = out_dir / "scores.csv", out_dir / "alerts.jsonl"
     with scores.open("w", newline="", encoding="utf-8") as handle:
@@ -28,6 +29,9 @@ def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
     with alerts.open("wb") as handle:
         for alert in result.alerts:
             handle.write(orjson.dumps(alert.to_json()) + b"\n")
+    with (out_dir / "drift.jsonl").open("wb") as handle:
+        for record in result.drift:
+            handle.write(orjson.dumps(record.to_json()) + b"\n")
     return scores, alerts
 
 
@@ -44,6 +48,14 @@ def summary_lines(result: BacktestResult, elapsed: float) -> list[str]:
     lines += _table("per detector", Counter(a.labels.get("detector", "") for a in firing))
     lines += _table("per alertname", Counter(a.labels.get("alertname", "") for a in firing))
     lines += _table("per stream", Counter(a.labels.get("stream", "") for a in firing))
+    if result.drift:
+        drifting = Counter(
+            r.stream for r in result.drift if r.to_json().get("status") == "drifting"
+        )
+        lines.append(
+            f"drift windows closed: {len(result.drift)}, drifting: {sum(drifting.values())}"
+        )
+        lines += _table("drifting windows per stream", drifting)
     return lines
 
 

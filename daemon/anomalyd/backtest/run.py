@@ -1,4 +1,4 @@
-"""Replay history through the worker's own detection engine, with no broker."""
+"""Replay history through the worker's own detection pipeline, with no broker."""
 
 from __future__ import annotations
 
@@ -7,42 +7,48 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from anomalyd.config import AnomalydConfig
-from anomalyd.decide import Engine
 from anomalyd.domain import Alert, AlertStatus, Event, Verdict
+from anomalyd.drift import WindowRecord
 from anomalyd.ingest import InvalidEvent
+from anomalyd.pipeline import Outcome, Pipeline
 
 
 @dataclass
 class BacktestResult:
     verdicts: list[Verdict] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    drift: list[WindowRecord] = field(default_factory=list)
     invalid: Counter[str] = field(default_factory=Counter)
     events: int = 0
 
     def firing(self) -> list[Alert]:
         return [a for a in self.alerts if a.status is AlertStatus.FIRING]
 
+    def add(self, outcome: Outcome) -> None:
+        self.verdicts.extend(outcome.verdicts)
+        self.alerts.extend(outcome.alerts)
+        self.drift.extend(outcome.drift)
+
 
 def backtest(config: AnomalydConfig, rows: Iterable[Event | InvalidEvent]) -> BacktestResult:
     """Judge every event as the worker would; event time stands in for the wall clock."""
-    engine = Engine(config.rules, config.model, config.app.external_url)
+    pipeline = Pipeline(config)
     result = BacktestResult()
     interval = config.alerting.absence_check_interval
-    next_absence_check: float | None = None
+    next_tick: float | None = None
     for row in rows:
         if isinstance(row, InvalidEvent):
             result.invalid[row.code] += 1
             continue
-        # Absence is judged on a timer in the worker; here the timer ticks in event time.
-        if next_absence_check is None:
-            next_absence_check = row.ts + interval
-        while row.ts >= next_absence_check:
-            result.alerts.extend(engine.check_absence(next_absence_check))
-            next_absence_check += interval
-        judgement = engine.process(row, now=row.ts)
+        # The worker's timers tick in wall-clock time; here they tick in event time.
+        if next_tick is None:
+            next_tick = row.ts + interval
+        while row.ts >= next_tick:
+            result.add(pipeline.tick(next_tick))
+            next_tick += interval
+        result.add(pipeline.process(row, now=row.ts))
         result.events += 1
-        result.verdicts.extend(judgement.verdicts)
-        result.alerts.extend(judgement.alerts)
+    result.add(pipeline.finish())
     return result
 
 

@@ -31,13 +31,19 @@ class ModelSection(_Strict):
     mode: Mode = "hybrid"
     detector: DetectorKind = "robust"
     threshold: float = Field(
-        0.99, ge=0.0, le=1.0, description="Calibrated score in [0,1] at which the model fires."
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Calibrated score at which the model fires; 0.5 = one normal point in 10^6.",
     )
     warmup: int = Field(
         150, ge=10, le=1_000_000, description="Points learned before the model may alert."
     )
     window: int = Field(
-        500, ge=10, le=1_000_000, description="Effective memory of the model's statistics, in points."
+        500,
+        ge=10,
+        le=1_000_000,
+        description="Effective memory of the model's statistics, in points.",
     )
     seasonality: bool = Field(True, description="Learn a time-of-day profile per stream.")
     seed: int = 42
@@ -46,3 +52,11 @@ class ModelSection(_Strict):
     for_: Duration = Field(0.0, alias="for")
     keep_firing_for: Duration = 0.0
     overrides: list[ModeOverride] = []
+
+
+class StateSection(_Strict):
+    """Where each stream's detection state is kept between restarts and rebalances."""
+
+    snapshot_interval: Duration = Field(
+        30.0, gt=0, description="How often changed streams are written to the state topic."
+    )

@@ -41,10 +41,22 @@ class Judgement:
 
 
 class Engine:
-    def __init__(self, rules: Sequence[Rule], model: ModelSection, external_url: str) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        model: ModelSection,
+        external_url: str,
+        *,
+        drift_status: Callable[[str], str | None] = lambda stream: None,
+        untrusted: Callable[[str], bool] = lambda stream: False,
+    ) -> None:
+        """`drift_status(stream)` is shown on alerts; while `untrusted(stream)` (its data
+        drifts), the stream's model does not page and learns every point, to re-baseline."""
         self._rules = list(rules)
         self._model = model
         self._external_url = external_url
+        self._drift_status = drift_status
+        self._untrusted = untrusted
         self._streams: dict[str, StreamState] = {}
 
     @property
@@ -159,10 +171,11 @@ class Engine:
         if series is None:
             series = stream.models[field] = self._new_model(event.stream, field)
         scored = series.model.score(value, event.ts)
-        if normal:  # seeded from the rules: learn only what they call normal
+        trusted = not self._untrusted(event.stream)
+        if normal or not trusted:  # seeded from the rules; re-baselined while drifting
             series.model.learn(scored)
         series.model.remember(value)
-        if stream.model_pages and scored.warm:
+        if stream.model_pages and scored.warm and trusted:
             section, threshold = self._model, stream.threshold
 
             def describe() -> _Described:
@@ -193,6 +206,9 @@ class Engine:
         transition = tracked.step(violated, ts)
         if transition is Transition.FIRED:
             labels, annotations = describe()
+            drift = self._drift_status(labels["stream"])
+            if drift is not None:
+                annotations["drift"] = drift
             tracked.alert = alerts.firing(
                 labels, annotations, tracked.state.since, self._external_url
             )

@@ -1,0 +1,412 @@
+"""The drift monitor: per stream and field, window statistics, a verdict per window
+against the reference, drift episodes and their alerts.
+
+Plain Python with no I/O and no clock: the worker feeds it events and arrival
+times from Kafka, `backtest` feeds it a file, and both get the same records and
+alerts. Windows close only when told:
+
+- `close_due(watermark, stream)`: event time (normally the stream's latest
+  `ts`, after each event or batch);
+- `close_idle(now)`: on a timer, so a silent stream's last window still closes:
+  its watermark moves on by the processing time elapsed since its last event;
+- `flush()`: end of input.
+
+Memory per tracked stream and field: (N reference windows + at most
+confirm_windows - 1 held back + 1 or 2 open) x (a sample of at most K doubles +
+~0.5 KB of statistics), plus two change detectors. Measured with the defaults
+(K = 512, rolling N = 4): ~13 KB at 100 events a window, 34-40 KB once windows
+exceed K events. At most `max_fields` fields per stream, `max_streams` streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from functools import lru_cache
+
+from anomalyd.config.drift import DriftSection
+from anomalyd.domain import Alert, Event, format_time
+from anomalyd.drift import alerts as drift_alerts
+from anomalyd.drift.change import Detector, make_detector
+from anomalyd.drift.episode import STABLE, Change, Episode, Status, step
+from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
+from anomalyd.drift.reference import Reference, ReferenceHistory, Snapshot
+from anomalyd.drift.rule import Comparison, Judgement, Side, compare
+from anomalyd.drift.sample import window_seed
+from anomalyd.drift.summary import Summary
+from anomalyd.drift.windows import OpenWindows
+
+
+@dataclass(frozen=True, slots=True)
+class DriftUpdate:
+    """What closing windows produced: a record per field and window, and alert changes."""
+
+    records: list[WindowRecord] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.alerts)
+
+
+@dataclass(slots=True)
+class _FieldWindow:
+    summary: Summary
+    score_sum: float = 0.0
+    scored: int = 0
+    change: bool = False
+    score_change: bool = False
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    fields: dict[str, _FieldWindow] = field(default_factory=dict)
+    events: int = 0
+    invalid: int = 0
+    alerts: int = 0
+
+
+@dataclass(slots=True)
+class _Field:
+    values: Detector
+    scores: Detector
+    reference: ReferenceHistory
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Everything the monitor knows about one stream; picklable (for a Faust table)."""
+
+    windows: OpenWindows[_Window]
+    first_ts: float
+    max_ts: float
+    last_arrival: float
+    fields: dict[str, _Field] = field(default_factory=dict)
+    episode: Episode = STABLE
+    alert: Alert | None = None  # the firing drift alert, kept to resolve it
+    labels: Mapping[str, str] = field(default_factory=dict)
+    late: int = 0  # late reports since the last closed window
+    latest: tuple[WindowRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    field: str
+    window: _FieldWindow
+    side: Side
+    judgement: Judgement
+    comparison: Comparison | None
+    reference: Reference | None
+
+
+class DriftMonitor:
+    """Drift statistics, verdicts and episodes for the streams this worker owns."""
+
+    def __init__(self, config: DriftSection, external_url: str) -> None:
+        self._config = config
+        self._external_url = external_url
+        self._globs = tuple(config.streams)
+        self._streams: dict[str, StreamState] = {}
+        #: Reports dropped because their window had closed (also in each record's `late`).
+        self.late_events = 0
+        #: Events not tracked: beyond `max_streams`, or fields beyond `max_fields`.
+        self.untracked_events = 0
+
+    # --- what the caller reports ----------------------------------------------------------------
+
+    def observe(
+        self, event: Event, now: float, scores: Mapping[str, float | None] | None = None
+    ) -> None:
+        """Add a valid event (arrived at `now`) and, per field, its model score if any."""
+        state = self._state(event.stream, event.ts, now)
+        if state is None:
+            return
+        state.max_ts = max(state.max_ts, event.ts)
+        state.first_ts = min(state.first_ts, event.ts)
+        state.last_arrival = now
+        state.labels = event.labels
+        window = self._window(event.stream, state, event.ts)
+        if window is None:
+            return
+        window.events += 1
+        for name, value in event.values.items():
+            score = scores.get(name) if scores is not None else None
+            self._add(event.stream, state, window, name, value, score)
+
+    def record_invalid(self, stream: str, ts: float, now: float) -> None:
+        """Count an invalid event of `stream` (at event or broker time `ts`)."""
+        state = self._state(stream, ts, now)
+        window = self._window(stream, state, ts) if state is not None else None
+        if window is not None:
+            window.invalid += 1
+
+    def record_alert(self, stream: str, ts: float, now: float) -> None:
+        """Count an alert that fired on `stream` for the event at `ts`."""
+        state = self._state(stream, ts, now)
+        window = self._window(stream, state, ts) if state is not None else None
+        if window is not None:
+            window.alerts += 1
+
+    # --- closing windows ------------------------------------------------------------------------
+
+    def close_due(self, watermark: float, stream: str | None = None) -> DriftUpdate:
+        """Close the windows of `stream` (every stream if None) that `watermark` is past."""
+        update = DriftUpdate()
+        names = list(self._streams) if stream is None else [stream]
+        for name in names:
+            state = self._streams.get(name)
+            if state is not None:
+                closed = state.windows.close_due(watermark)
+                self._close(name, state, closed, update, closed_by="watermark")
+        return update
+
+    def close_idle(self, now: float) -> DriftUpdate:
+        """Close the windows of silent streams, letting processing time stand in for
+        event time from each stream's last arrival."""
+        update = DriftUpdate()
+        for name, state in self._streams.items():
+            watermark = state.max_ts + max(0.0, now - state.last_arrival)
+            self._close(name, state, state.windows.close_due(watermark), update)
+        return update
+
+    def flush(self) -> DriftUpdate:
+        """Close every open window (end of input)."""
+        update = DriftUpdate()
+        for name, state in self._streams.items():
+            self._close(name, state, state.windows.close_all(), update, closed_by="flush")
+        return update
+
+    # --- what the rest of the daemon asks -------------------------------------------------------
+
+    def is_drifting(self, stream: str) -> bool:
+        """Inside a confirmed drift episode: the model's view of normal may be stale."""
+        state = self._streams.get(stream)
+        return state is not None and state.episode.status is Status.DRIFTING
+
+    def status(self, stream: str) -> Status | None:
+        state = self._streams.get(stream)
+        return state.episode.status if state is not None else None
+
+    def latest(self) -> dict[str, tuple[WindowRecord, ...]]:
+        """Each stream's records of its most recently closed window (for /api/drift)."""
+        return {name: state.latest for name, state in self._streams.items() if state.latest}
+
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    def forget(self, streams: Iterable[str]) -> None:
+        """Drop streams this worker no longer owns (after a rebalance)."""
+        for name in streams:
+            self._streams.pop(name, None)
+
+    def state(self, stream: str) -> StreamState | None:
+        return self._streams.get(stream)
+
+    def restore(self, stream: str, state: StreamState) -> None:
+        """Adopt a stream's state (from a Faust table after a rebalance or restart)."""
+        self._streams[stream] = state
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _state(self, stream: str, ts: float, now: float) -> StreamState | None:
+        state = self._streams.get(stream)
+        if state is not None:
+            return state
+        if not _matches(stream, self._globs) or len(self._streams) >= self._config.max_streams:
+            self.untracked_events += 1
+            return None
+        config = self._config
+        state = StreamState(OpenWindows(config.window, config.grace), ts, ts, now)
+        self._streams[stream] = state
+        return state
+
+    def _window(self, stream: str, state: StreamState, ts: float) -> _Window | None:
+        window = state.windows.get(ts, _Window)
+        if window is None:
+            state.late += 1
+            self.late_events += 1
+        return window
+
+    def _add(
+        self,
+        stream: str,
+        state: StreamState,
+        window: _Window,
+        name: str,
+        value: float,
+        score: float | None,
+    ) -> None:
+        tracked = state.fields.get(name) or self._new_field(state, name)
+        if tracked is None:
+            self.untracked_events += 1
+            return
+        slot = window.fields.get(name)
+        if slot is None:
+            seed = window_seed(self._config.seed, stream, name, window.start)
+            slot = window.fields[name] = _FieldWindow(Summary(self._config.sample_size, seed))
+        slot.summary.add(value)
+        tracked.values.update(value)
+        if tracked.values.drift_detected:
+            slot.change = True
+        if score is not None:
+            slot.score_sum += score
+            slot.scored += 1
+            tracked.scores.update(score)
+            if tracked.scores.drift_detected:
+                slot.score_change = True
+
+    def _new_field(self, state: StreamState, name: str) -> _Field | None:
+        config = self._config
+        if len(state.fields) >= config.max_fields:
+            return None
+        tracked = state.fields[name] = _Field(
+            values=make_detector(config.change_detector),
+            scores=make_detector(config.change_detector),
+            reference=ReferenceHistory(
+                config.reference, config.rolling_windows, config.pinned_start_ts
+            ),
+        )
+        return tracked
+
+    def _close(
+        self,
+        stream: str,
+        state: StreamState,
+        closed: list[tuple[float, _Window]],
+        update: DriftUpdate,
+        closed_by: ClosedBy | None = None,
+    ) -> None:
+        for start, window in closed:
+            by = closed_by or self._closed_by(state, start)
+            records, alert = self._judge_window(stream, state, window, by)
+            state.latest = tuple(records)
+            update.records.extend(records)
+            if alert is not None:
+                update.alerts.append(alert)
+
+    def _closed_by(self, state: StreamState, start: float) -> ClosedBy:
+        due = start + self._config.window + self._config.grace
+        return "watermark" if state.max_ts >= due else "idle"
+
+    def _judge_window(
+        self, stream: str, state: StreamState, window: _Window, closed_by: ClosedBy
+    ) -> tuple[list[WindowRecord], Alert | None]:
+        config = self._config
+        judged = [self._judge_field(state, name, slot) for name, slot in window.fields.items()]
+        before = state.episode
+        state.episode, change = step(
+            before, _verdict(judged), window.start, config.confirm_windows, config.stable_windows
+        )
+        self._learn(state, window.start, judged, before.status)
+        # The record that closes an episode still names it; the next one does not.
+        since = before.since if change is Change.CLOSED else state.episode.since
+        drifting = state.episode.status is Status.DRIFTING or change is not None
+        episode = _episode_id(stream, since) if drifting and since is not None else None
+        counts = StreamCounts(window.events, window.invalid, window.alerts, state.late)
+        state.late = 0
+        records = self._records(stream, state, window, judged, counts, closed_by, episode)
+        return records, self._alert(state, records, change, since, window.start)
+
+    def _learn(
+        self, state: StreamState, start: float, judged: list[_Judged], before: Status
+    ) -> None:
+        """Offer each field's window to its reference, after it was judged against it."""
+        full = state.first_ts <= start
+        for item in judged:
+            if item.side.stats.count >= self._config.min_count:
+                state.fields[item.field].reference.learn(
+                    Snapshot(start, item.side, full), item.judgement, before, state.episode.status
+                )
+
+    def _judge_field(self, state: StreamState, name: str, slot: _FieldWindow) -> _Judged:
+        config = self._config
+        side = Side(slot.summary.stats(), slot.summary.sample.sorted())
+        reference = state.fields[name].reference.view()
+        if side.stats.count < config.min_count:
+            return _Judged(name, slot, side, Judgement.TOO_FEW_EVENTS, None, reference)
+        if reference is None:
+            return _Judged(name, slot, side, Judgement.NO_REFERENCE, None, None)
+        comparison = compare(side, reference.side, config.thresholds, config.psi_bins)
+        judgement = Judgement.SHIFTED if comparison.shifted else Judgement.UNCHANGED
+        return _Judged(name, slot, side, judgement, comparison, reference)
+
+    def _records(
+        self,
+        stream: str,
+        state: StreamState,
+        window: _Window,
+        judged: list[_Judged],
+        counts: StreamCounts,
+        closed_by: ClosedBy,
+        episode: str | None,
+    ) -> list[WindowRecord]:
+        header = WindowRecord(
+            stream=stream,
+            start=window.start,
+            end=window.start + self._config.window,
+            closed_by=closed_by,
+            counts=counts,
+            status=state.episode.status,
+            episode=episode,
+        )
+        if not judged:  # only invalid events (or alerts) in this window
+            return [header]
+        return [_with_field(header, item) for item in judged]
+
+    def _alert(
+        self,
+        state: StreamState,
+        records: list[WindowRecord],
+        change: Change | None,
+        since: float | None,
+        start: float,
+    ) -> Alert | None:
+        if change is Change.OPENED and since is not None:
+            state.alert = drift_alerts.episode_alert(
+                records, state.labels, since, self._config, self._external_url
+            )
+            return state.alert
+        if change is Change.CLOSED and state.alert is not None:
+            ended = drift_alerts.episode_resolved(state.alert, start + self._config.window)
+            state.alert = None
+            return ended
+        return None
+
+
+def _with_field(header: WindowRecord, item: _Judged) -> WindowRecord:
+    slot, reference = item.window, item.reference
+    return replace(
+        header,
+        field=item.field,
+        stats=item.side.stats,
+        score_mean=slot.score_sum / slot.scored if slot.scored else None,
+        scored=slot.scored,
+        reference=(
+            ReferenceSummary(reference.mode, reference.starts, reference.side.stats)
+            if reference is not None
+            else None
+        ),
+        judgement=item.judgement,
+        comparison=item.comparison,
+        change_detected=slot.change,
+        score_change_detected=slot.score_change,
+    )
+
+
+def _verdict(judged: list[_Judged]) -> bool | None:
+    """The stream's window: shifted if any field is, None if no field could be judged."""
+    verdicts = [j.judgement for j in judged if j.comparison is not None]
+    if not verdicts:
+        return None
+    return Judgement.SHIFTED in verdicts
+
+
+def _episode_id(stream: str, since: float) -> str:
+    """Stable across replays: the stream and the start of the episode's first window."""
+    return f"{stream}@{format_time(since)}"
+
+
+@lru_cache(maxsize=4096)
+def _matches(stream: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(stream, glob) for glob in globs)

@@ -1,0 +1,167 @@
+"""Per-stream engine state in Kafka, so a restart or a rebalance resumes instead of
+relearning: a compacted topic keyed by stream, partitioned like the by-stream topic,
+so a partition's state moves with its events.
+
+- Write: every `state.snapshot_interval`, the streams that changed since the last
+  round, batched; then one marker record alone per partition written. The marker
+  keeps the partition's *last* batch a single record, because the embedded broker
+  answers ListOffsets(latest) wrongly after a multi-record batch (DESIGN.md) and
+  restoring reads up to that offset. On a revocation and at shutdown, the affected
+  streams are written before they are given up.
+- Read: when partitions are assigned, before their events flow, each assigned
+  partition is read from the beginning to its end; the engine resumes each stream
+  from its newest snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+from mode import Service
+
+from anomalyd.decide import Engine
+
+_log = structlog.get_logger(__name__)
+
+#: A key no stream can have (stream names start with a letter, digit or underscore).
+MARKER = b"\x00marker"
+
+
+class SnapshotStore(Service):
+    def __init__(
+        self,
+        engine: Engine,
+        bootstrap: Sequence[str],
+        topic: str,
+        partitions: int,
+        read_timeout: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self._engine = engine
+        self.topic = topic
+        self._bootstrap = list(bootstrap)
+        self._partitions = partitions
+        self._read_timeout = read_timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._dirty: dict[str, int] = {}  # stream -> partition
+        #: Set once the assigned partitions' state is back; detection waits for it.
+        self.restored = asyncio.Event()
+
+    async def on_start(self) -> None:
+        await _ensure_compacted(self._bootstrap, self.topic, self._partitions)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, enable_idempotence=False
+        )
+        await self._producer.start()
+
+    async def on_stop(self) -> None:
+        """After the app stopped consuming: write what changed since the last round."""
+        if self._producer is not None:
+            await self.write()
+            await self._producer.stop()
+
+    def mark(self, stream: str, partition: int) -> None:
+        """The stream changed: write it in the next round."""
+        self._dirty[stream] = partition
+
+    async def write(self, streams: Iterable[str] | None = None) -> int:
+        """Write the dirty streams (or just `streams`, if dirty); how many were written."""
+        producer = self._require_producer()
+        chosen = list(self._dirty) if streams is None else [s for s in streams if s in self._dirty]
+        touched: set[int] = set()
+        for stream in chosen:
+            partition = self._dirty.pop(stream)
+            blob = self._engine.snapshot(stream)
+            if blob is None:
+                continue
+            await producer.send(self.topic, blob, key=stream.encode(), partition=partition)
+            touched.add(partition)
+        await producer.flush()
+        for partition in sorted(touched):
+            await producer.send_and_wait(self.topic, None, key=MARKER, partition=partition)
+        if chosen:
+            _log.debug("state_snapshot_written", streams=len(chosen), partitions=sorted(touched))
+        return len(chosen)
+
+    async def restore(self, partitions: Iterable[int]) -> int:
+        """Resume the engine's streams of these partitions from their newest snapshots."""
+        tps = [TopicPartition(self.topic, p) for p in sorted(set(partitions))]
+        if not tps:
+            return 0
+        started = time.monotonic()
+        latest = await self._read(tps)
+        restored = sum(self._engine.restore(stream, blob) for stream, blob in latest.items())
+        _log.info(
+            "state_restored",
+            streams=restored,
+            partitions=[tp.partition for tp in tps],
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return restored
+
+    async def _read(self, tps: list[TopicPartition]) -> dict[str, bytes]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+            return await self._read_to(consumer, ends)
+        finally:
+            await consumer.stop()
+
+    async def _read_to(
+        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+    ) -> dict[str, bytes]:
+        latest: dict[str, bytes] = {}
+        deadline = time.monotonic() + self._read_timeout
+        while not await _caught_up(consumer, ends):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"state topic {self.topic} not read to its end in {self._read_timeout:g}s"
+                )
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    if record.key is None or record.key == MARKER:
+                        continue
+                    stream = record.key.decode()
+                    if record.value is None:
+                        latest.pop(stream, None)
+                    else:
+                        latest[stream] = record.value
+        return latest
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the snapshot store has not started")
+        return self._producer
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+async def _ensure_compacted(bootstrap: Sequence[str], topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=list(bootstrap))
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(topic, partitions, 1, topic_configs={"cleanup.policy": "compact"})]
+        )
+        for name, code, *rest in response.topic_errors:
+            error = for_code(int(code)) if int(code) else None
+            if error is not None and error is not TopicAlreadyExistsError:
+                raise error(f"creating topic {name!r} failed: {rest[0] if rest else code}")
+    finally:
+        await admin.close()

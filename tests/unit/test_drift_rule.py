@@ -1,0 +1,103 @@
+"""The decision rule on constructed samples: material *and* clear of noise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anomalyd.config.drift import DriftThresholds
+from anomalyd.drift import Side, Stats, compare
+
+THRESHOLDS = DriftThresholds()
+
+
+def side(values: np.ndarray | list[float]) -> Side:
+    """Stats and sample of the same values (a window no larger than K)."""
+    array = np.sort(np.asarray(values, dtype=np.float64))
+    p50, p95, p99 = np.quantile(array, (0.5, 0.95, 0.99))
+    stats = Stats(
+        count=array.size,
+        mean=float(array.mean()),
+        std=float(array.std(ddof=1)) if array.size > 1 else 0.0,
+        min=float(array[0]),
+        max=float(array[-1]),
+        p50=float(p50),
+        p95=float(p95),
+        p99=float(p99),
+    )
+    return Side(stats, array)
+
+
+def normal(seed: int, n: int, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(mean, std, n)
+
+
+def kinds(current: np.ndarray | list[float], reference: np.ndarray | list[float]) -> set[str]:
+    c = compare(side(current), side(reference), THRESHOLDS, bins=10)
+    return {name for name in ("location", "spread", "shape") if getattr(c, name)}
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        (normal(1, 500), set()),
+        (normal(1, 500, mean=1.0), {"location", "shape"}),
+        (normal(1, 500, std=math.sqrt(2)), {"spread"}),
+        (normal(1, 500, std=0.6), {"spread", "shape"}),
+        # Same mean and variance, two modes.
+        (np.random.default_rng(1).choice((-0.95, 0.95), 500) + normal(2, 500, std=0.31), {"shape"}),
+    ],
+    ids=["same", "mean+1", "variance x2", "narrower", "bimodal"],
+)
+def test_what_kind_of_difference(current: np.ndarray, expected: set[str]) -> None:
+    assert kinds(current, normal(0, 2000)) == expected
+
+
+def test_a_material_difference_in_a_tiny_window_is_noise() -> None:
+    # 0.6 std apart is above mean_shift, but 8 events cannot tell it from chance.
+    assert kinds(normal(1, 8, mean=0.6), normal(0, 8)) == set()
+
+
+def test_a_certain_but_trivial_difference_is_not_drift() -> None:
+    c = compare(side(normal(1, 60_000, mean=0.05)), side(normal(0, 60_000)), THRESHOLDS, 10)
+    assert not c.shifted
+    assert c.ks_pvalue < 1e-6
+
+
+def test_heavy_tails_alone_are_not_drift() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        assert kinds(rng.standard_t(3, 500), rng.standard_t(3, 2000)) == set()
+
+
+def test_constant_streams() -> None:
+    assert kinds([5.0] * 200, [5.0] * 200) == set()
+    assert "location" in kinds([6.0] * 200, [5.0] * 200)  # any change of a constant is material
+    c = compare(side([6.0] * 200), side([5.0] * 200), THRESHOLDS, 10)
+    assert math.isfinite(c.mean_shift)
+    assert math.isfinite(c.wasserstein)
+
+
+def test_wasserstein_reads_in_reference_standard_deviations() -> None:
+    reference = normal(0, 5000, mean=100.0, std=20.0)
+    c = compare(side(reference + 30.0), side(reference), THRESHOLDS, 10)  # 1.5 std
+    assert c.wasserstein == pytest.approx(1.5, rel=0.01)
+    assert c.mean_shift == pytest.approx(1.5, rel=0.01)
+
+
+@given(st.floats(1e-3, 1e6), st.floats(-1e6, 1e6))
+def test_the_verdict_does_not_depend_on_units(scale: float, shift: float) -> None:
+    current, reference = normal(3, 400, mean=0.7), normal(4, 400)
+    plain = compare(side(current), side(reference), THRESHOLDS, 10)
+    moved = compare(side(current * scale + shift), side(reference * scale + shift), THRESHOLDS, 10)
+    assert (moved.location, moved.spread, moved.shape) == (
+        plain.location,
+        plain.spread,
+        plain.shape,
+    )
+    assert moved.mean_shift == pytest.approx(plain.mean_shift, rel=1e-6)
+    assert moved.ks == pytest.approx(plain.ks)
