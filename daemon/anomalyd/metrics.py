@@ -41,11 +41,37 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.notifications = Counter(
+            "anomalyd_notifications",
+            "Notifications decided by dedup, by receiver and reason (first_notification, "
+            "new_alerts, some_resolved, all_resolved, repeat_interval).",
+            ["receiver", "reason"],
+            registry=r,
+        )
+        self.queued_alerts = Gauge(
+            "anomalyd_notify_queued_alerts",
+            "Alerts held in notification groups by receiver: waiting for group_wait or "
+            "group_interval, or firing and awaiting their resolution.",
+            ["receiver"],
+            registry=r,
+        )
+        self.groups = Gauge(
+            "anomalyd_notify_groups", "Notification groups by receiver.", ["receiver"], registry=r
+        )
         self.event_latency = Histogram(
             "anomalyd_event_latency_seconds",
             "Time from the event's broker timestamp to its verdict.",
             buckets=_LATENCY_BUCKETS,
             registry=r,
+        )
+        self.drift_windows = Counter(
+            "anomalyd_drift_windows",
+            "Drift windows closed, by the stream's drift status after the window.",
+            ["status"],
+            registry=r,
+        )
+        self.drifting_streams = Gauge(
+            "anomalyd_drifting_streams", "Streams inside a confirmed drift episode.", registry=r
         )
         self.streams = Gauge("anomalyd_streams", "Streams with state on this worker.", registry=r)
         self.ready = Gauge(

@@ -14,9 +14,11 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from anomalyd.config import AnomalydConfig
+from anomalyd.worker.api import add_silence_pages
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import logging_config
 from anomalyd.worker.runtime import Rejected, Runtime
+from anomalyd.worker.snapshots import SnapshotStore
 from anomalyd.worker.transport import App
 
 
@@ -25,8 +27,18 @@ def by_stream_topic_name(config: AnomalydConfig) -> str:
     return f"{config.app.id}-events-by-stream"
 
 
+def state_topic_name(config: AnomalydConfig) -> str:
+    """Per-stream detection state; partitioned like the by-stream topic (same key, same count)."""
+    return f"{config.app.id}-state"
+
+
 def build_app(
-    config: AnomalydConfig, runtime: Runtime, delivery: Delivery, *, data_dir: str
+    config: AnomalydConfig,
+    runtime: Runtime,
+    delivery: Delivery,
+    snapshots: SnapshotStore,
+    *,
+    data_dir: str,
 ) -> App:
     kafka = config.kafka
     session_timeout = kafka.effective_session_timeout
@@ -57,6 +69,7 @@ def build_app(
     events_dlq = app.topic(topics.events_dlq)
     alerts = app.topic(topics.alerts)
     alerts_dlq = app.topic(topics.alerts_dlq)
+    drift = app.topic(topics.drift)
 
     async def send_alert(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await alerts.send(key=key, value=value, headers=headers)
@@ -64,7 +77,10 @@ def build_app(
     async def send_alert_dlq(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await alerts_dlq.send(key=key, value=value, headers=headers)
 
-    runtime.attach(send_alert=send_alert)
+    async def send_drift(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await drift.send(key=key, value=value, headers=headers)
+
+    runtime.attach(send_alert=send_alert, send_drift=send_drift)
     delivery.attach(send_alert_dlq=send_alert_dlq)
 
     @app.agent(events, name="ingest")
@@ -94,21 +110,40 @@ def build_app(
     async def detect(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            verdict = runtime.validate(message.value, message.timestamp)
+            if not snapshots.restored.is_set():  # never judge a stream before its state is back
+                await snapshots.restored.wait()
+            verdict = runtime.decode(message.value, message.timestamp)
             if isinstance(verdict, Rejected):  # validated once already: only a bug lands here
                 raise RuntimeError(f"an event passed ingest but not detect: {verdict.detail}")
             await runtime.judge(verdict, message.partition, message.timestamp)
+            snapshots.mark(verdict.stream, message.partition)
 
     @app.agent(alerts, name="notify")
     async def notify(stream: Any) -> None:
         async for event in stream.events():
-            await delivery.deliver(event.message.value)
+            message = event.message
+            await delivery.deliver(message.value, message.partition, message.offset)
+
+    delivery.connect(app, alerts.get_topic_name())
+    add_silence_pages(app, delivery, config.http.api_token, delivery.clock)
 
     @app.timer(config.alerting.absence_check_interval)  # type: ignore[untyped-decorator]
-    async def absence() -> None:
-        await runtime.check_absence()
+    async def tick() -> None:
+        await runtime.tick()
 
-    by_stream_name = by_stream.get_topic_name()
+    _keep_state(app, runtime, snapshots, by_stream.get_topic_name(), config.state.snapshot_interval)
+    _add_pages(app, runtime)
+    return app
+
+
+def _keep_state(
+    app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str, interval: float
+) -> None:
+    """Streams' state moves with their partitions: restored before their events flow on
+    assignment, written before they are given up, and snapshotted on an interval."""
+
+    def partitions(tps: set[TP]) -> list[int]:
+        return [tp.partition for tp in tps if tp.topic == by_stream_name]
 
     # mode's signal stubs do not accept an `async def` receiver; Faust awaits it all the same.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -116,7 +151,15 @@ def build_app(
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         runtime.ready = False
         runtime.metrics.ready.set(0)
-        runtime.forget_partitions(tp.partition for tp in revoked if tp.topic == by_stream_name)
+        snapshots.restored.clear()
+        await snapshots.write(runtime.streams_in(partitions(revoked)))
+        runtime.forget_partitions(partitions(revoked))
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs["assigned"]
+        await snapshots.restore(partitions(assigned))
+        snapshots.restored.set()
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def on_rebalanced(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -124,8 +167,9 @@ def build_app(
         runtime.metrics.ready.set(1)
         runtime.log_ready()
 
-    _add_pages(app, runtime)
-    return app
+    @app.timer(interval)  # type: ignore[untyped-decorator]
+    async def snapshot() -> None:
+        await snapshots.write()
 
 
 def _add_pages(app: App, runtime: Runtime) -> None:
@@ -139,9 +183,29 @@ def _add_pages(app: App, runtime: Runtime) -> None:
             return web.json({"status": "ready"})
         return web.json({"status": "not ready"}, status=503)
 
+    @app.page("/api/drift")
+    async def drift(web: View, request: Request) -> Response:
+        """Each stream's latest closed windows (one per field); `?stream=NAME` for that
+        stream's recent history, oldest first."""
+        monitor = runtime.pipeline.drift
+        if monitor is None:
+            return web.json({"enabled": False, "streams": {}})
+        wanted = request.query.get("stream")
+        if wanted is not None:
+            history = [body for body in runtime.drift_history if body.get("stream") == wanted]
+            return web.json({"enabled": True, "stream": wanted, "windows": history})
+        latest = {
+            name: [record.to_json() for record in records]
+            for name, records in monitor.latest().items()
+        }
+        return web.json({"enabled": True, "streams": latest})
+
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         runtime.metrics.streams.set(runtime.engine.stream_count)
+        monitor = runtime.pipeline.drift
+        if monitor is not None:
+            runtime.metrics.drifting_streams.set(sum(map(monitor.is_drifting, monitor.streams())))
         # aiohttp takes the charset apart from the content type.
         return web.bytes(
             generate_latest(runtime.metrics.registry), content_type="text/plain; version=0.0.4"

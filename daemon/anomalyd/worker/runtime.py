@@ -3,6 +3,7 @@ The Faust app (`app.py`) only moves messages in and out of this."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -12,10 +13,10 @@ from mode import Service
 
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
-from anomalyd.decide import Engine
 from anomalyd.domain import Alert, Event
 from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
+from anomalyd.pipeline import Outcome, Pipeline
 
 _log = structlog.get_logger(__name__)
 
@@ -30,33 +31,42 @@ class Rejected:
 
 
 class Runtime(Service):
-    """Owns the detection engine of one worker."""
+    """Owns the detection pipeline (engine and drift monitor) of one worker."""
 
     def __init__(self, config: AnomalydConfig, clock: Clock, metrics: Metrics) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
         self.metrics = metrics
-        self.engine = Engine(config.rules, config.app.external_url)
+        self.pipeline = Pipeline(config)
+        self.engine = self.pipeline.engine
         self.limits = Limits(
             max_event_bytes=config.ingest.max_event_bytes,
             max_labels=config.ingest.max_labels,
             max_fields=config.ingest.max_fields,
         )
         self.ready = False
+        #: The most recent closed drift windows of all streams, for /api/drift?stream=NAME
+        #: (bounded: the full history is on the drift topic).
+        self.drift_history: deque[dict[str, object]] = deque(maxlen=2000)
         self._stream_partitions: dict[str, int] = {}
 
     def log_ready(self) -> None:
         _log.info("worker_ready", streams=self.engine.stream_count)
 
-    def attach(self, *, send_alert: Sender) -> None:
-        """Connect the output (the app's alerts topic) once it exists."""
+    def attach(self, *, send_alert: Sender, send_drift: Sender) -> None:
+        """Connect the outputs (the app's alerts and drift topics) once they exist."""
         self._send_alert = send_alert
+        self._send_drift = send_drift
 
     # -- ingest ---------------------------------------------------------------
 
     def validate(self, raw: bytes | None, broker_ts: float | None) -> Event | Rejected:
+        """Decode and validate an incoming event (counted once, here, at ingest)."""
         self.metrics.events.inc()
+        return self.decode(raw, broker_ts)
+
+    def decode(self, raw: bytes | None, broker_ts: float | None) -> Event | Rejected:
         try:
             return parse_event(raw if raw is not None else b"", self.limits, default_ts=broker_ts)
         except InvalidEvent as invalid:
@@ -68,18 +78,29 @@ class Runtime(Service):
 
     async def judge(self, event: Event, partition: int, broker_ts: float | None) -> None:
         self._stream_partitions[event.stream] = partition
-        changed = self.engine.process(event, now=self.clock.now())
+        outcome = self.pipeline.process(event, now=self.clock.now())
         if broker_ts is not None:
             self.metrics.event_latency.observe(max(0.0, self.clock.now() - broker_ts))
-        for alert in changed:
-            await self.emit(alert)
+        await self._publish(outcome)
 
-    async def check_absence(self) -> None:
-        for alert in self.engine.check_absence(self.clock.now()):
+    async def tick(self) -> None:
+        """On a timer: absence alerts, and drift windows of streams that went quiet."""
+        await self._publish(self.pipeline.tick(self.clock.now()))
+
+    async def _publish(self, outcome: Outcome) -> None:
+        for alert in outcome.alerts:
             await self.emit(alert)
+        for record in outcome.drift:
+            body = record.to_json()
+            self.drift_history.append(body)
+            self.metrics.drift_windows.labels(str(body.get("status", ""))).inc()
+            await self._send_drift(record.stream.encode(), orjson.dumps(body), [])
 
     async def emit(self, alert: Alert) -> None:
-        """Write an alert state change to the alerts topic (the durable outbox)."""
+        """Write an alert state change to the alerts topic (the durable outbox), keyed by
+        alertname: every alert of a notification group whose group_by includes alertname
+        (the default, and Alertmanager's usual practice) lands in one partition, so one
+        worker holds the whole group; one alert's changes stay in order."""
         detector = alert.labels.get("detector", "")
         self.metrics.alerts.labels(alert.status.value, detector).inc()
         _log.info(
@@ -89,13 +110,17 @@ class Runtime(Service):
             stream=alert.labels.get("stream"),
             summary=alert.annotations.get("summary"),
         )
-        await self._send_alert(alert.fingerprint.encode(), orjson.dumps(alert.to_json()), [])
+        key = alert.labels.get("alertname", alert.fingerprint).encode()
+        await self._send_alert(key, orjson.dumps(alert.to_json()), [])
+
+    def streams_in(self, partitions: Iterable[int]) -> list[str]:
+        wanted = set(partitions)
+        return [stream for stream, p in self._stream_partitions.items() if p in wanted]
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """After a rebalance took partitions away, drop the state of their streams."""
-        lost = set(partitions)
-        gone = [stream for stream, p in self._stream_partitions.items() if p in lost]
-        self.engine.forget(gone)
+        gone = self.streams_in(partitions)
+        self.pipeline.forget(gone)
         for stream in gone:
             del self._stream_partitions[stream]
         self.metrics.streams.set(self.engine.stream_count)
