@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/anomalyd.yaml
 
-.PHONY: help install run test test-unit test-integration lint fmt clean bench-latency bench-quality bench-memory
+.PHONY: help install run test test-unit test-integration lint fmt clean bench-latency bench-quality bench-memory bench-drift
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv with the daemon and its dev tools
 
 run: $(STAMP)  ## the daemon on the embedded broker, with demo traffic; alerts print to the console
+	@# A background job of a non-interactive shell ignores SIGINT: stop the demo ourselves.
 	@$(BIN)/anomalyd demo --config $(CONFIG) --anomaly-every 20 & demo=$$!; \
-	trap 'kill $$demo 2>/dev/null' EXIT; \
+	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/anomalyd worker --config $(CONFIG)
 
 test: $(STAMP)  ## unit, property and integration tests (embedded broker, real HTTP/SMTP on 127.0.0.1)
@@ -40,6 +41,9 @@ bench-memory: $(STAMP)  ## memory per stream of the engine at 1k/10k/100k stream
 
 bench-latency: $(STAMP)  ## start-up time and event-to-webhook latency of a real worker
 	PYTHONPATH=tests $(BIN)/python tests/bench/bench_latency.py
+
+bench-drift: $(STAMP)  ## drift detection rate, delay and false alarms on seeded streams, beside ADWIN and PSI > 0.2
+	PYTHONPATH=tests $(BIN)/python tests/bench/bench_drift.py
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check daemon tests

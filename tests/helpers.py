@@ -19,6 +19,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from anomalyd.config.model import TopicsSection
 from anomalyd.worker.broker import free_port
 
 T = TypeVar("T")
@@ -70,7 +71,7 @@ def worker_config(
         ),
         "topics": {
             name: f"{app_id}.{name}"
-            for name in ("events", "events_dlq", "alerts", "alerts_dlq", "drift", "feedback")
+            for name in TopicsSection.model_fields  # every topic, state topics included
         },
         "http": {"port": free_port()},
         "rules": list(rules),
@@ -81,7 +82,10 @@ def worker_config(
         config["kafka"]["session_timeout"] = "5s"
         config["kafka"]["fetch_max_wait"] = "10ms"
     for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:  # a list section: inhibit_rules, silences
+            config[section] = values
     path = tmp_path / "anomalyd.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, config
@@ -163,6 +167,12 @@ class WorkerProcess:
                 ) from None
         return self._proc.returncode
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to commit offsets or flush anything."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes | dict[str, Any]]) -> None:
     """Send in order, keyed by stream as a well-behaved producer does: one stream stays in one
@@ -196,3 +206,10 @@ async def consume(bootstrap: str, topic: str, count: int, timeout: float = 30.0)
     finally:
         await consumer.stop()
     return records
+
+
+def received(httpserver: Any, path: str = "/hook") -> list[dict[str, Any]]:
+    """The JSON bodies a pytest-httpserver receiver got on `path`, in order."""
+    return [
+        orjson.loads(request.get_data()) for request, _ in httpserver.log if request.path == path
+    ]

@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     with_config(broker)
     broker.add_argument("--port", type=int, help="override kafka.embedded.port")
 
+    from anomalyd.backtest import cli as backtest_cli
+
+    backtest = command("backtest", backtest_cli.HELP)
+    with_config(backtest)
+    backtest_cli.add_arguments(backtest)
+
+    from anomalyd import verify_webhook
+
+    verify_webhook.add_arguments(command("verify-webhook", verify_webhook.HELP))
+
     demo = command(
         "demo", "Produce realistic demo traffic with injected anomalies to the events topic."
     )
@@ -69,8 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.paths or [args.config])
+    if args.command == "verify-webhook":
+        from anomalyd import verify_webhook
+
+        return verify_webhook.run(args, time.time())
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, overrides=getattr(args, "overrides", ()))
     except ConfigError as error:
         _print_problems(error)
         return EXIT_CONFIG
@@ -80,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker(config)
     if args.command == "broker":
         return _broker(config, args.port)
+    if args.command == "backtest":
+        from anomalyd.backtest import cli as backtest_cli
+
+        return backtest_cli.run(config, args)
     if args.command == "demo":
         return _demo(config, args.rate, args.duration, args.seed, args.anomaly_every)
     raise AssertionError(f"unhandled command {args.command}")

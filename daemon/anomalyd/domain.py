@@ -33,8 +33,9 @@ class Event:
 class Verdict:
     """What detection concluded about one field of one event.
 
-    `score` in [0, 1]: 1 when a rule is violated, else the model's calibrated
-    score (0 while it warms up or when the stream runs rules only).
+    `score` in [0, 1] from whoever may page in the stream's mode: 1 for a rule hit
+    (modes rules, shadow, hybrid), the model's calibrated score (modes hybrid, model;
+    0 while it warms up); `model_score` is the model's score in every mode but rules.
     """
 
     stream: str

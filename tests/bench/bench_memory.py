@@ -32,7 +32,9 @@ def measure(streams: int, events: int, detector: str) -> dict[str, object]:
     from anomalyd.decide import Engine
     from anomalyd.domain import VALUE_FIELD, Event
 
-    config = load_config(REPO / "config" / "anomalyd.yaml", overrides=[f"model.detector={detector}"])
+    config = load_config(
+        REPO / "config" / "anomalyd.yaml", overrides=[f"model.detector={detector}"]
+    )
     engine = Engine(config.rules, config.model, config.app.external_url)
     rng = random.Random(1)
     names = [f"stream.{i}" for i in range(streams)]
@@ -52,7 +54,9 @@ def measure(streams: int, events: int, detector: str) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=3, help="events per stream")
     parser.add_argument("--child", nargs=2, metavar=("STREAMS", "DETECTOR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -64,7 +68,15 @@ def main() -> None:
     results = []
     for streams, detector in plan:
         out = subprocess.run(
-            [sys.executable, __file__, "--events", str(args.events), "--child", str(streams), detector],
+            [
+                sys.executable,
+                __file__,
+                "--events",
+                str(args.events),
+                "--child",
+                str(streams),
+                detector,
+            ],
             check=True,
             capture_output=True,
             text=True,

@@ -69,9 +69,13 @@ def measure(name: str, scorer: Scorer, corpus: Sequence[Series]) -> dict[str, ob
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, default=REPO / "config" / "anomalyd.yaml")
-    parser.add_argument("--detectors", action="store_true", help="also each detector kind, model mode")
+    parser.add_argument(
+        "--detectors", action="store_true", help="also each detector kind, model mode"
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     corpus = load_corpus(CORPUS)

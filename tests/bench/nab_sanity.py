@@ -75,7 +75,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data" / "nab-dev")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(__file__).resolve().parents[3] / "shared" / "data" / "nab-dev",
+    )
     parser.add_argument("--seeds", type=int, default=10)
     args = parser.parse_args()
     main(args.corpus, args.seeds)

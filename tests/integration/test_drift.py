@@ -9,17 +9,16 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import WorkerProcess, consume, eventually, produce, worker_config
 from pytest_httpserver import HTTPServer
 
 from anomalyd.worker.broker import EmbeddedBroker
+from helpers import WorkerProcess, consume, eventually, produce, received, worker_config
 
 pytestmark = pytest.mark.integration
 
 
 def drift_alerts(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    payloads = [orjson.loads(r.get_data()) for r, _ in httpserver.log if r.path == "/hook"]
-    return [p for p in payloads if p["commonLabels"].get("alertname") == "DataDrift"]
+    return [p for p in received(httpserver) if p["commonLabels"].get("alertname") == "DataDrift"]
 
 
 async def test_a_mean_shift_is_reported_per_window_and_alerted_once(

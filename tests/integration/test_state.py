@@ -5,20 +5,14 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
-from helpers import WorkerProcess, eventually, produce, worker_config
 from pytest_httpserver import HTTPServer
 
 from anomalyd.worker.broker import EmbeddedBroker
+from helpers import WorkerProcess, eventually, produce, received, worker_config
 
 pytestmark = pytest.mark.integration
-
-
-def received(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    return [orjson.loads(r.get_data()) for r, _ in httpserver.log if r.path == "/hook"]
 
 
 async def test_a_restarted_worker_resumes_the_model_where_it_stopped(
@@ -43,13 +37,15 @@ async def test_a_restarted_worker_resumes_the_model_where_it_stopped(
     ]
 
     first = WorkerProcess(path, config, tmp_path / "first.log").start()
-    await first.wait_ready()
-    await produce(broker.bootstrap, topic, warm_up)
-    await eventually(
-        lambda: b"anomalyd_event_latency_seconds_count 200.0" in first.get("/metrics")[1],
-        what="200 events judged",
-    )
-    assert first.stop() == 0
+    try:
+        await first.wait_ready()
+        await produce(broker.bootstrap, topic, warm_up)
+        await eventually(
+            lambda: b"anomalyd_event_latency_seconds_count 200.0" in first.get("/metrics")[1],
+            what="200 events judged",
+        )
+    finally:
+        assert first.stop() == 0
 
     second = WorkerProcess(path, config, tmp_path / "second.log").start()
     try:

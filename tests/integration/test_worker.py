@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from anomalyd.worker.broker import EmbeddedBroker
-from helpers import WorkerProcess, consume, eventually, produce, worker_config
+from helpers import WorkerProcess, consume, eventually, produce, received, worker_config
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +22,6 @@ SPIKE_RULE = {"name": "LatencyHigh", "type": "above", "threshold": 500, "severit
 
 def webhook(httpserver: HTTPServer) -> dict[str, Any]:
     return {"type": "webhook", "name": "oncall", "url": httpserver.url_for("/hook")}
-
-
-def received(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    return [
-        orjson.loads(request.get_data()) for request, _ in httpserver.log if request.path == "/hook"
-    ]
 
 
 def series(

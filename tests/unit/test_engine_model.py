@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anomalyd.config import ModelSection, parse_config
+from anomalyd.config import Mode, ModelSection, parse_config
 from anomalyd.decide import Engine
+from anomalyd.decide.engine import _verdict_score
 from anomalyd.detect import Calibrator
 from anomalyd.detect.calibrate import log10_upper_tail
 from anomalyd.domain import VALUE_FIELD, Alert, AlertStatus, Event, Verdict
@@ -235,7 +236,8 @@ def test_default_model_section_is_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("z", "decades"), [(0.0, 0.30103), (3.0, 2.8697), (10.0, 23.1181), (30.0, 197.3092), (40.0, 349.437)]
+    ("z", "decades"),
+    [(0.0, 0.30103), (3.0, 2.8697), (10.0, 23.1181), (30.0, 197.3092), (40.0, 349.437)],
 )
 def test_log_tail_is_accurate_far_into_the_tail(z: float, decades: float) -> None:
     assert -log10_upper_tail(z) == pytest.approx(decades, rel=1e-3)
@@ -250,3 +252,21 @@ def test_calibration_never_saturates() -> None:
     assert scores == sorted(scores)
     assert len(set(scores)) == 4
     assert scores[-1] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "rule_hit", "model_score", "expected"),
+    [
+        ("rules", True, None, 1.0),
+        ("shadow", False, 0.9, 0.0),  # measured, never pages: not in the verdict
+        ("shadow", True, 0.2, 1.0),
+        ("hybrid", False, 0.7, 0.7),
+        ("hybrid", True, 0.2, 1.0),
+        ("model", True, 0.2, 0.2),  # rules only seed the model here
+        ("model", False, 0.0, 0.0),
+    ],
+)
+def test_the_verdict_score_comes_from_whoever_may_page(
+    mode: Mode, rule_hit: bool, model_score: float | None, expected: float
+) -> None:
+    assert _verdict_score(mode, rule_hit, model_score) == expected

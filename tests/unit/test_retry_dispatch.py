@@ -1,5 +1,6 @@
-"""Delivery: the retry policy's pure decisions, the dispatcher with fake notifiers and a
-fake sleep on a manual clock, and the webhook notifier against a real HTTP server."""
+"""Delivery: the retry policy's pure decisions, the retry stage around the deliver stage
+with fake notifiers and a fake sleep on a manual clock, and the webhook notifier against a
+real HTTP server."""
 
 from __future__ import annotations
 
@@ -29,11 +30,14 @@ from anomalyd.metrics import Metrics
 from anomalyd.notify import (
     DeadLetter,
     DeliveryError,
-    Dispatcher,
+    Notification,
     RetryPolicy,
     WebhookNotifier,
     parse_retry_after,
 )
+from anomalyd.notify.deliver import DeliverStage
+from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.retry import RetryStage
 
 T0 = 1_700_000_000.0
 URL = "http://anomalyd.test:6066"
@@ -140,7 +144,25 @@ def test_give_up_reason(
     assert POLICY.give_up_reason(error, attempt, age, delay) == expected
 
 
-# --- Dispatcher ---------------------------------------------------------------------------------
+# --- RetryStage around DeliverStage ------------------------------------------------------------
+
+GROUP_KEY = '{}:{alertname="high"}'
+ID = "0123456789abcdef0123456789abcdef"
+
+
+def context(receiver: str) -> FlushContext:
+    return FlushContext(
+        now=T0,
+        receiver=receiver,
+        group_key=GROUP_KEY,
+        group_labels={"alertname": "high"},
+        repeat_interval=3600.0,
+        notification_id=ID,
+    )
+
+
+def letter(receiver: str, reason: str, attempts: int, alerts: tuple[Alert, ...]) -> DeadLetter:
+    return DeadLetter(receiver, reason, attempts, alerts, GROUP_KEY, ID)
 
 
 class Scripted:
@@ -151,8 +173,8 @@ class Scripted:
         self._failures = list(failures)
         self.calls: list[tuple[Alert, ...]] = []
 
-    async def send(self, alerts: Sequence[Alert]) -> None:
-        self.calls.append(tuple(alerts))
+    async def send(self, notification: Notification) -> None:
+        self.calls.append(notification.alerts)
         if self._failures:
             raise self._failures.pop(0)
 
@@ -164,8 +186,8 @@ class Failing(Scripted):
         super().__init__(name)
         self._error = error
 
-    async def send(self, alerts: Sequence[Alert]) -> None:
-        self.calls.append(tuple(alerts))
+    async def send(self, notification: Notification) -> None:
+        self.calls.append(notification.alerts)
         raise self._error
 
 
@@ -188,8 +210,9 @@ class Harness:
         self.metrics = Metrics()
         self.dead: list[DeadLetter] = []
         self.seed = seed
-        self.dispatcher = Dispatcher(
-            notifiers,
+        self.names = [n.name for n in notifiers]
+        self.stage = RetryStage(
+            DeliverStage({n.name: n for n in notifiers}),
             policy,
             self.clock,
             self._dead_letter,
@@ -197,6 +220,14 @@ class Harness:
             sleep=self.sleep,
             rng=random.Random(seed),
         )
+        self.outcomes: list[str] = []
+
+    async def send(self, alert: Alert) -> None:
+        """Each receiver's notification of one alert, side by side."""
+        results = await asyncio.gather(
+            *(self.stage.exec(context(name), (alert,)) for name in self.names)
+        )
+        self.outcomes.extend(ctx.outcome for ctx, _ in results)
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         self.dead.append(letter)
@@ -223,10 +254,11 @@ class Harness:
 async def test_success_at_the_first_try() -> None:
     notifier = Scripted("team")
     h = Harness([notifier], RetryPolicy())
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     assert notifier.calls == [(ALERT,)]
     assert h.sleep.delays == []
     assert h.dead == []
+    assert h.outcomes == ["delivered"]
     assert h.deliveries("team", "ok") == 1
     assert h.delivered("team") == 1
 
@@ -235,7 +267,7 @@ async def test_retryable_errors_then_success() -> None:
     policy = RetryPolicy(max_attempts=5, initial_backoff=1.0, max_backoff=60.0)
     notifier = Scripted("team", [retryable(), retryable(), retryable("timeout")])
     h = Harness([notifier], policy, seed=5)
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     assert len(notifier.calls) == 4
     replay = random.Random(5)
     assert h.sleep.delays == [policy.delay(a, replay) for a in (1, 2, 3)]
@@ -254,7 +286,7 @@ async def test_retryable_errors_then_success() -> None:
 async def test_retry_after_is_honoured() -> None:
     notifier = Scripted("team", [retryable(retry_after=7.0)])
     h = Harness([notifier], RetryPolicy(initial_backoff=0.5))
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     assert h.sleep.delays == [7.0]
     assert h.deliveries("team", "ok") == 1
 
@@ -262,10 +294,11 @@ async def test_retry_after_is_honoured() -> None:
 async def test_non_retryable_goes_to_dead_letter_once() -> None:
     notifier = Scripted("team", [fatal("http_410"), retryable()])
     h = Harness([notifier], RetryPolicy())
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     assert len(notifier.calls) == 1
     assert h.sleep.delays == []
-    assert h.dead == [DeadLetter("team", "not retryable: http_410", 1, (ALERT,))]
+    assert h.dead == [letter("team", "not retryable: http_410", 1, (ALERT,))]
+    assert h.outcomes == ["dead_lettered"]
     assert h.deliveries("team", "http_410") == 1
     assert h.deliveries("team", "ok") == 0
     assert h.dead_lettered("team") == 1
@@ -274,10 +307,10 @@ async def test_non_retryable_goes_to_dead_letter_once() -> None:
 async def test_exhausting_max_attempts_dead_letters() -> None:
     notifier = Failing("team", retryable())
     h = Harness([notifier], RetryPolicy(max_attempts=4))
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     assert len(notifier.calls) == 4
     assert len(h.sleep.delays) == 3
-    assert h.dead == [DeadLetter("team", "gave up after 4 attempts: http_503", 4, (ALERT,))]
+    assert h.dead == [letter("team", "gave up after 4 attempts: http_503", 4, (ALERT,))]
     assert h.deliveries("team", "http_503") == 4
     assert h.dead_lettered("team") == 1
     assert h.delivered("team") == 0
@@ -287,7 +320,7 @@ async def test_max_age_dead_letters() -> None:
     policy = RetryPolicy(max_attempts=100, initial_backoff=1.0, max_backoff=10.0, max_age=30.0)
     notifier = Failing("team", retryable("timeout"))
     h = Harness([notifier], policy, seed=9)
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     [letter] = h.dead
     attempts = len(notifier.calls)
     assert letter.attempts == attempts
@@ -303,7 +336,7 @@ async def test_retry_after_beyond_max_age_dead_letters() -> None:
     policy = RetryPolicy(max_age=10.0)
     notifier = Failing("team", retryable(retry_after=3600.0))
     h = Harness([notifier], policy)
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     # capped at max_age: one wait of exactly max_age is allowed, then the age runs out
     assert h.sleep.delays == [10.0]
     assert len(h.dead) == 1
@@ -315,7 +348,7 @@ async def test_two_notifiers_are_independent() -> None:
     flaky = Scripted("flaky", [retryable(), retryable()])
     fine = Scripted("fine")
     h = Harness([broken, flaky, fine], RetryPolicy())
-    await h.dispatcher.dispatch(ALERT)
+    await h.send(ALERT)
     assert [len(n.calls) for n in (broken, flaky, fine)] == [1, 3, 1]
     assert [d.receiver for d in h.dead] == ["broken"]
     assert h.deliveries("broken", "ok") == 0
@@ -329,8 +362,8 @@ async def test_each_alert_is_retried_on_its_own() -> None:
     notifier = Scripted("team", [fatal()])
     h = Harness([notifier], RetryPolicy())
     second = firing({"alertname": "low"}, {}, T0, URL)
-    await h.dispatcher.dispatch(ALERT)
-    await h.dispatcher.dispatch(second)
+    await h.send(ALERT)
+    await h.send(second)
     assert notifier.calls == [(ALERT,), (second,)]
     assert [d.alerts for d in h.dead] == [(ALERT,)]
 
@@ -345,7 +378,7 @@ def receiver(url: str, **kw: Any) -> WebhookReceiver:
 async def send(notifier_receiver: WebhookReceiver, clock: ManualClock | None = None) -> None:
     async with aiohttp.ClientSession() as session:
         notifier = WebhookNotifier(notifier_receiver, URL, session, clock or ManualClock(T0))
-        await notifier.send([ALERT])
+        await notifier.send(Notification("hook", GROUP_KEY, {}, (ALERT,), ID))
 
 
 async def test_webhook_200_posts_the_v4_payload(httpserver: HTTPServer) -> None:
@@ -486,8 +519,9 @@ async def test_webhook_failures_through_the_dispatcher(httpserver: HTTPServer) -
 
     async with aiohttp.ClientSession() as session:
         notifier = WebhookNotifier(receiver(httpserver.url_for("/hook")), URL, session, clock)
-        dispatcher = Dispatcher([notifier], RetryPolicy(), clock, dead_letter, metrics)
-        await dispatcher.dispatch(ALERT)
+        deliver = DeliverStage({"hook": notifier})
+        stage = RetryStage(deliver, RetryPolicy(), clock, dead_letter, metrics)
+        await stage.exec(context("hook"), (ALERT,))
     assert [(d.receiver, d.reason, d.attempts) for d in dead] == [
         ("hook", "not retryable: http_410", 1)
     ]

@@ -1,5 +1,13 @@
 """Configuration: the schema and its loader."""
 
+from anomalyd.config.detection import (
+    DetectorKind,
+    Mode,
+    ModelSection,
+    ModeOverride,
+    StateSection,
+)
+from anomalyd.config.drift import DriftSection, DriftThresholds, ReferenceMode
 from anomalyd.config.durations import Duration, parse_duration
 from anomalyd.config.loader import ConfigError, load_config, parse_config
 from anomalyd.config.model import (
@@ -8,31 +16,51 @@ from anomalyd.config.model import (
     AnomalydConfig,
     BelowRule,
     DeliverySection,
-    LogReceiver,
     RateOfChangeRule,
-    Receiver,
     Rule,
     ValueRule,
-    WebhookReceiver,
     ZScoreRule,
+)
+from anomalyd.config.receivers import (
+    AlertmanagerReceiver,
+    BasicAuth,
+    EmailReceiver,
+    LogReceiver,
+    Receiver,
+    SmtpAuth,
+    WebhookReceiver,
+    signing_key,
 )
 
 __all__ = [
     "AboveRule",
     "AbsenceRule",
+    "AlertmanagerReceiver",
     "AnomalydConfig",
+    "BasicAuth",
     "BelowRule",
     "ConfigError",
     "DeliverySection",
+    "DetectorKind",
+    "DriftSection",
+    "DriftThresholds",
     "Duration",
+    "EmailReceiver",
     "LogReceiver",
+    "Mode",
+    "ModeOverride",
+    "ModelSection",
     "RateOfChangeRule",
     "Receiver",
+    "ReferenceMode",
     "Rule",
+    "SmtpAuth",
+    "StateSection",
     "ValueRule",
     "WebhookReceiver",
     "ZScoreRule",
     "load_config",
     "parse_config",
     "parse_duration",
+    "signing_key",
 ]

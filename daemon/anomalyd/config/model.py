@@ -11,10 +11,23 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from anomalyd.config.detection import ModelSection, StateSection
+from anomalyd.config.drift import DriftSection
 from anomalyd.config.durations import Duration
+from anomalyd.config.receivers import Receiver
+from anomalyd.config.routing import InhibitRule, Route, Silence, check_routing
 from anomalyd.domain import Severity
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
@@ -98,6 +111,10 @@ class TopicsSection(_Strict):
     alerts_dlq: str = "alerts.dlq"
     drift: str = "drift"
     feedback: str = "feedback"
+    # Compacted topics the delivery service writes one record at a time and reads at start.
+    silences: str = "silences"  # silences created through the HTTP API
+    notify_log: str = "notify.log"  # what each receiver was sent per group (Alertmanager's nflog)
+    alert_state: str = "alerts.state"  # alerts held in notification groups
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicsSection:
@@ -116,6 +133,14 @@ class IngestSection(_Strict):
 class HttpSection(_Strict):
     bind: str = "127.0.0.1"
     port: int = Field(6066, ge=0, le=65535, description="0 picks a free port.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token for the write endpoints of the API; unset or empty: 403."
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _empty_is_unset(cls, token: SecretStr | None) -> SecretStr | None:
+        return token if token is not None and token.get_secret_value() else None
 
 
 class _RuleBase(_Strict):
@@ -202,22 +227,6 @@ class DeliverySection(_Strict):
         return self
 
 
-class WebhookReceiver(_Strict):
-    type: Literal["webhook"]
-    name: str = Field(pattern=_NAME)
-    url: str = Field(pattern=r"^https?://")
-    timeout: Duration = Field(10.0, gt=0)
-    headers: dict[str, str] = {}
-
-
-class LogReceiver(_Strict):
-    type: Literal["log"]
-    name: str = Field(pattern=_NAME)
-
-
-Receiver = Annotated[WebhookReceiver | LogReceiver, Field(discriminator="type")]
-
-
 class AnomalydConfig(BaseSettings):
     """The whole file. Every section has working defaults except rules and receivers.
 
@@ -235,9 +244,27 @@ class AnomalydConfig(BaseSettings):
     ingest: IngestSection = IngestSection()
     http: HttpSection = HttpSection()
     rules: list[Rule] = []
+    model: ModelSection = ModelSection()
+    drift: DriftSection = DriftSection()
+    state: StateSection = StateSection()
     alerting: AlertingSection = AlertingSection()
     delivery: DeliverySection = DeliverySection()
     receivers: list[Receiver] = []
+    route: Route | None = None
+    inhibit_rules: list[InhibitRule] = []
+    silences: list[Silence] = []
+
+    @model_validator(mode="after")
+    def _routing_references(self) -> AnomalydConfig:
+        names = [receiver.name for receiver in self.receivers]
+        problems = check_routing(self.route, self.silences, names)
+        if problems:
+            details = [
+                InitErrorDetails(type=PydanticCustomError("reference", text), loc=loc, input=None)
+                for loc, text in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, details)
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> AnomalydConfig:

@@ -125,7 +125,7 @@ class Engine:
         if stream.mode != "rules":
             scored = self._apply_model(event, stream, field, value, not hits, changed)
         model_score = None if scored is None else scored.score
-        score = 1.0 if hits else (model_score or 0.0)
+        score = _verdict_score(stream.mode, bool(hits), model_score)
         warm = scored is not None and scored.warm
         return Verdict(event.stream, field, event.ts, value, score, model_score, hits, warm)
 
@@ -251,6 +251,14 @@ class Engine:
         )
         annotations = annotate.absence_annotations(rule, name)
         return alerts.firing(labels, annotations, stream.last_seen + rule.for_, self._external_url)
+
+
+def _verdict_score(mode: Mode, rule_hit: bool, model_score: float | None) -> float:
+    """One score in [0, 1] for the point, from whoever may page in this mode: a rule hit
+    counts 1; the model's calibrated score counts only where the model pages."""
+    rules = 1.0 if rule_hit and mode != "model" else 0.0
+    model = (model_score or 0.0) if mode in ("hybrid", "model") else 0.0
+    return max(rules, model)
 
 
 def _rule_series(rule: ValueRule) -> RuleSeries:

@@ -1,19 +1,36 @@
-"""Notification: get alerts to people, or dead-letter them with the reason."""
+"""Notification: get alerts to people, or dead-letter them with the reason.
 
-from anomalyd.notify.dispatch import DeadLetter, Dispatcher, Notifier
-from anomalyd.notify.log import LogNotifier
+The pipeline, as in Alertmanager: dispatch (route, group) -> inhibit -> silence -> dedup
+-> retry(deliver) -> record; `dispatch.build_pipeline` composes it.
+"""
+
+from anomalyd.notify.dedup import notification_id
+from anomalyd.notify.dispatch import Dispatcher
+from anomalyd.notify.notification import Notification, Notifier
 from anomalyd.notify.payload import webhook_payload
-from anomalyd.notify.retry import DeliveryError, RetryPolicy
-from anomalyd.notify.webhook import WebhookNotifier, parse_retry_after
+from anomalyd.notify.receivers import (
+    AlertmanagerNotifier,
+    EmailNotifier,
+    LogNotifier,
+    WebhookNotifier,
+    build_notifiers,
+    parse_retry_after,
+)
+from anomalyd.notify.retry import DeadLetter, DeliveryError, RetryPolicy
 
 __all__ = [
+    "AlertmanagerNotifier",
     "DeadLetter",
     "DeliveryError",
     "Dispatcher",
+    "EmailNotifier",
     "LogNotifier",
+    "Notification",
     "Notifier",
     "RetryPolicy",
     "WebhookNotifier",
+    "build_notifiers",
+    "notification_id",
     "parse_retry_after",
     "webhook_payload",
 ]

@@ -1,108 +1,239 @@
-"""Deliver each alert to every receiver, retrying what can be retried and
-dead-lettering what cannot be delivered. Nothing is dropped silently.
+"""Dispatch: route each alert into the aggregation groups of the routes that take it, and
+flush the groups that are due through the notify pipeline (Alertmanager's dispatcher,
+`dispatch/dispatch.go`). No I/O of its own and no clock: the caller says what time it
+is, so tests drive it with a manual clock, and the worker with the system clock.
 
-First cut of the pipeline: every receiver gets every alert. Routing, grouping,
-silences and inhibition come as stages in front of this.
+The dispatcher holds the latest state of each alert once; every group that holds it
+shares that state. When a resolved alert has left every group, `on_forget` is told (the
+worker then deletes it from its persisted copy).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Awaitable, Callable, Sequence
+import math
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 
-from anomalyd.clock import Clock
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify.retry import DeliveryError, RetryPolicy
+from anomalyd.notify.dedup import DedupStage, RecordStage
+from anomalyd.notify.deliver import DeliverStage
+from anomalyd.notify.group import (
+    AggregationGroup,
+    GroupId,
+    Held,
+    group_id,
+    is_newer,
+    restored_flush_at,
+)
+from anomalyd.notify.inhibit import Inhibitor, InhibitStage
+from anomalyd.notify.nflog import NotificationLog
+from anomalyd.notify.notification import Notifier
+from anomalyd.notify.pipeline import FlushContext, MultiStage, Stage
+from anomalyd.notify.retry import RetryStage
+from anomalyd.notify.route import RouteNode, group_labels, match_routes
+from anomalyd.notify.silence import Silences, SilenceStage
 
 _log = structlog.get_logger(__name__)
 
+#: Told when a resolved alert has left every group.
+Forget = Callable[[Held], Awaitable[None]]
 
-class Notifier(Protocol):
-    name: str
 
-    async def send(self, alerts: Sequence[Alert]) -> None:
-        """Deliver or raise DeliveryError."""
+async def _nothing(held: Held) -> None:
+    return None
+
+
+def build_pipeline(
+    inhibitor: Inhibitor,
+    silences: Silences,
+    log: NotificationLog,
+    retry: Callable[[Stage], RetryStage],
+    notifiers: Mapping[str, Notifier],
+) -> MultiStage:
+    """The flush pipeline: inhibit -> silence -> dedup -> retry(deliver) -> record.
+    Muting comes at flush time, as in Alertmanager, so silences and inhibitions that
+    start or end while alerts wait in their group apply."""
+    return MultiStage(
+        InhibitStage(inhibitor),
+        SilenceStage(silences),
+        DedupStage(log),
+        retry(DeliverStage(notifiers)),
+        RecordStage(log),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A notification that could not be delivered, and why."""
+class PendingFlush:
+    """A flush that has begun: the group, its alerts as they were, and the time stamped."""
 
-    receiver: str
-    reason: str
-    attempts: int
-    alerts: tuple[Alert, ...]
+    group: AggregationGroup
+    snapshot: dict[str, Held]
+    now: float
 
 
 class Dispatcher:
     def __init__(
         self,
-        notifiers: Sequence[Notifier],
-        policy: RetryPolicy,
-        clock: Clock,
-        dead_letter: Callable[[DeadLetter], Awaitable[None]],
+        root: RouteNode,
+        pipeline: Stage,
+        log: NotificationLog,
         metrics: Metrics,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
+        on_forget: Forget = _nothing,
     ) -> None:
-        self._notifiers = list(notifiers)
-        self._policy = policy
-        self._clock = clock
-        self._dead_letter = dead_letter
+        self._root = root
+        self._pipeline = pipeline
+        self._log = log
         self._metrics = metrics
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._on_forget = on_forget
+        self._groups: dict[GroupId, AggregationGroup] = {}
+        self._index: dict[str, Held] = {}
+        self._holders: dict[str, set[GroupId]] = {}
 
-    async def dispatch(self, alert: Alert) -> None:
-        """Deliver one alert everywhere; returns when each receiver has it or dead-lettered it."""
-        await asyncio.gather(*(self._deliver(n, (alert,)) for n in self._notifiers))
+    # -- alerts in --------------------------------------------------------------------------
 
-    async def _deliver(self, notifier: Notifier, alerts: tuple[Alert, ...]) -> None:
-        log = _log.bind(receiver=notifier.name, fingerprint=alerts[0].fingerprint)
-        started = self._clock.now()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await notifier.send(alerts)
-            except DeliveryError as error:
-                failure = error
-            except Exception as error:  # a bug in a notifier: dead-letter, never lose the alert
-                log.exception("delivery_crashed", attempt=attempt)
-                failure = DeliveryError("internal_error", repr(error), retryable=False)
-            else:
-                self._metrics.deliveries.labels(notifier.name, "ok").inc()
-                elapsed = self._clock.now() - started
-                self._metrics.delivery_seconds.labels(notifier.name).observe(elapsed)
-                if attempt > 1:
-                    log.info("delivery_recovered", attempts=attempt)
-                return
-            self._metrics.deliveries.labels(notifier.name, failure.reason).inc()
-            delay = self._policy.delay(attempt, self._rng, failure.retry_after)
-            age = self._clock.now() - started
-            give_up = self._policy.give_up_reason(failure, attempt, age, delay)
-            if give_up is not None:
-                log.error(
-                    "delivery_dead_lettered",
-                    reason=give_up,
-                    attempts=attempt,
-                    detail=failure.detail,
-                )
-                await self._dead_letter(DeadLetter(notifier.name, give_up, attempt, alerts))
-                self._metrics.dead_lettered.labels(notifier.name).inc()
-                return
-            log.warning(
-                "delivery_retry",
-                reason=failure.reason,
-                detail=failure.detail,
-                attempt=attempt,
-                delay=round(delay, 3),
+    def insert(self, alert: Alert, shard: int, now: float) -> Held | None:
+        """Hold a new state of an alert; None if a newer state is held already."""
+        current = self._index.get(alert.fingerprint)
+        if current is not None and not is_newer(alert, current.alert):
+            return None
+        held = Held(alert, shard, now)
+        self._place(held, lambda route: now + route.group_wait)
+        return held
+
+    def restore(self, held: Iterable[Held], now: float) -> None:
+        """Hold alerts read back from persisted state, after a restart or when this worker
+        takes over their shard. New groups flush when `restored_flush_at` says."""
+        created: list[AggregationGroup] = []
+        for item in held:
+            current = self._index.get(item.alert.fingerprint)
+            if current is None or is_newer(item.alert, current.alert):
+                created.extend(self._place(item, lambda route: math.inf))
+        for group in created:
+            entry = self._log.get(group.receiver, group.key)
+            oldest = min(h.received_at for h in group.alerts.values())
+            last = entry.timestamp if entry is not None else None
+            group.next_flush = restored_flush_at(group.route, now, last, oldest)
+
+    def drop_shards(self, shards: Collection[int]) -> None:
+        """Let go of the alerts of shards another worker took over (it restores them)."""
+        for group in list(self._groups.values()):
+            for held in group.drop_shards(shards):
+                self._release(group, held)
+            self._discard_if_empty(group)
+
+    def _place(
+        self, held: Held, first_flush: Callable[[RouteNode], float]
+    ) -> list[AggregationGroup]:
+        alert = held.alert
+        self._index[alert.fingerprint] = held
+        created = []
+        for route in match_routes(self._root, alert.labels):
+            labels = group_labels(route, alert.labels)
+            group = self._groups.get(group_id(route, labels))
+            if group is None:
+                group = AggregationGroup(route, labels, first_flush(route))
+                self._groups[group.id] = group
+                self._metrics.groups.labels(group.receiver).inc()
+                created.append(group)
+            if group.put(held):
+                self._metrics.queued_alerts.labels(group.receiver).inc()
+            self._holders.setdefault(alert.fingerprint, set()).add(group.id)
+        return created
+
+    # -- views ------------------------------------------------------------------------------
+
+    def alerts(self) -> list[Alert]:
+        """The latest state of every alert held."""
+        return [held.alert for held in self._index.values()]
+
+    def groups(self) -> list[AggregationGroup]:
+        return list(self._groups.values())
+
+    def next_flush_at(self) -> float | None:
+        times = [g.next_flush for g in self._groups.values() if g.alerts and not g.flushing]
+        return min(times, default=None)
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    def take_due(self, now: float) -> list[PendingFlush]:
+        """Begin the flush of every group that is due."""
+        return [
+            PendingFlush(group, group.start_flush(now), now)
+            for group in self._groups.values()
+            if group.is_due(now)
+        ]
+
+    async def flush_due(self, now: float) -> None:
+        """Flush every due group and wait for all of them (tests; the worker runs each
+        flush as its own task)."""
+        await asyncio.gather(*(self.flush(pending) for pending in self.take_due(now)))
+
+    async def flush(self, pending: PendingFlush) -> None:
+        """One pass of a group through the pipeline. If the pipeline fails (its state could
+        not be persisted), the group keeps its alerts and tries again next interval."""
+        group = pending.group
+        log = _log.bind(receiver=group.receiver, group_key=group.key)
+        ctx = FlushContext(
+            now=pending.now,
+            receiver=group.receiver,
+            group_key=group.key,
+            group_labels=group.labels,
+            repeat_interval=group.route.repeat_interval,
+        )
+        try:
+            ctx, sent = await self._pipeline.exec(ctx, group.sorted_alerts(pending.snapshot))
+        except Exception:
+            log.exception("group_flush_failed", retry_in=group.route.group_interval)
+            group.end_flush(pending.snapshot, delivered=False)
+            return
+        if ctx.reason is not None:
+            self._metrics.notifications.labels(group.receiver, ctx.reason).inc()
+            log.info(
+                "notification_flushed",
+                reason=ctx.reason,
+                outcome=ctx.outcome,
+                id=ctx.notification_id,
+                alerts=len(sent),
             )
-            await self._sleep(delay)
+        for held in group.end_flush(pending.snapshot, delivered=True):
+            await self._forget_if_released(group, held)
+        await self._close_if_empty(group)
+
+    async def _forget_if_released(self, group: AggregationGroup, held: Held) -> None:
+        if self._release(group, held):
+            await self._on_forget(held)
+
+    def _release(self, group: AggregationGroup, held: Held) -> bool:
+        """The group no longer holds `held`; True if no group holds its alert any more."""
+        fp = held.alert.fingerprint
+        self._metrics.queued_alerts.labels(group.receiver).dec()
+        holders = self._holders.get(fp, set())
+        holders.discard(group.id)
+        if holders:
+            return False
+        self._holders.pop(fp, None)
+        if self._index.get(fp) is held:
+            del self._index[fp]
+        return True
+
+    def _discard_if_empty(self, group: AggregationGroup) -> bool:
+        if group.alerts or group.flushing or self._groups.get(group.id) is not group:
+            return False
+        del self._groups[group.id]
+        self._metrics.groups.labels(group.receiver).dec()
+        return True
+
+    async def _close_if_empty(self, group: AggregationGroup) -> None:
+        """An empty group is gone; so is its log entry once nothing it sent still fires."""
+        if self._discard_if_empty(group):
+            entry = self._log.get(group.receiver, group.key)
+            if entry is not None and not entry.firing:
+                await self._log.forget(group.receiver, group.key)
+
+
+__all__ = ["Dispatcher", "Forget", "Notifier", "PendingFlush", "build_pipeline"]

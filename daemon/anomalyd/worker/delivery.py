@@ -1,70 +1,250 @@
-"""Delivery in the worker: read alerts from the alerts topic and hand them to the
-notify pipeline; dead-letter what it gives up on. Owns the HTTP client session."""
+"""Delivery in the worker: read alerts from the alerts topic into the notify dispatcher,
+flush its groups on time, follow the partitions this worker is given, and keep the
+state where a restart and the other workers find it (`notify_state.py`, on compacted
+topics through `statelog.py`). Owns the HTTP client session and the state topics.
+
+The alerts topic is keyed by alertname (`Runtime.emit`), so all alerts of a group whose
+`group_by` includes `alertname` are read by one worker. Each partition's alerts are a
+shard of the dispatcher: when a partition moves, the old owner lets go of its alerts and
+the new one restores them from the state topic, then skips the records it replays that
+its groups already hold.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 import orjson
+import structlog
+from faust.types import TP
 from mode import Service
 
 from anomalyd.clock import Clock
-from anomalyd.config import AnomalydConfig, LogReceiver, WebhookReceiver
+from anomalyd.config import AnomalydConfig
+from anomalyd.config.routing import Silence, default_route
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify import (
-    DeadLetter,
-    Dispatcher,
-    LogNotifier,
-    Notifier,
-    RetryPolicy,
-    WebhookNotifier,
-)
+from anomalyd.notify import DeadLetter, RetryPolicy, build_notifiers
+from anomalyd.notify.dispatch import Dispatcher, build_pipeline
+from anomalyd.notify.inhibit import Inhibitor
+from anomalyd.notify.pipeline import Stage
+from anomalyd.notify.retry import RetryStage
+from anomalyd.notify.route import build_tree
+from anomalyd.notify.silence import Silences
+from anomalyd.worker.notify_state import NotifyState, StateStore
 from anomalyd.worker.runtime import Sender
+from anomalyd.worker.statelog import Handler, StateLog
+from anomalyd.worker.transport import App
+
+_log = structlog.get_logger(__name__)
+
+#: The scheduler sleeps at most this long without a reason to wake.
+_IDLE_S = 30.0
+#: How long shutdown waits for flushes under way before cancelling them.
+_STOP_GRACE_S = 5.0
+
+
+#: Build the state store from the bootstrap servers, the handler per topic, and a timeout.
+StateFactory = Callable[[list[str], dict[str, Handler], float], StateStore]
+
+
+def _state_log(bootstrap: list[str], handlers: dict[str, Handler], timeout: float) -> StateStore:
+    return StateLog(bootstrap, handlers, start_timeout=timeout)
 
 
 class Delivery(Service):
-    def __init__(self, config: AnomalydConfig, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        config: AnomalydConfig,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        state_factory: StateFactory = _state_log,
+    ) -> None:
         super().__init__()
+        self._store_factory = state_factory
         self.config = config
         self.clock = clock
         self.metrics = metrics
+        self.notify_state = NotifyState(config.topics, Silences(config.silences), clock)
+        self._owned: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._store: StateStore | None = None
         self._dispatcher: Dispatcher | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
 
     def attach(self, *, send_alert_dlq: Sender) -> None:
         """Connect the dead-letter output (the app's alerts.dlq topic) once it exists."""
         self._send_alert_dlq = send_alert_dlq
 
+    def connect(self, app: App, alerts_topic: str) -> None:
+        """Follow the app's assignment of the alerts topic's partitions."""
+
+        # mode's signal stubs do not accept an `async def` receiver; Faust awaits it.
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
+            assigned: set[TP] = args[0] if args else kw["assigned"]
+            await self.assign({tp.partition for tp in assigned if tp.topic == alerts_topic})
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
     async def on_start(self) -> None:
+        self._store = self._store_factory(
+            self.config.kafka.bootstrap,
+            self.notify_state.handlers(),
+            max(15.0, self.config.kafka.effective_session_timeout),
+        )
+        self.notify_state.bind(self._store)
+        await self._store.start()
         self._session = aiohttp.ClientSession()
-        self._dispatcher = Dispatcher(
-            self._notifiers(self._session),
-            RetryPolicy.from_config(self.config.delivery),
-            self.clock,
-            self._dead_letter,
-            self.metrics,
+        self._dispatcher = self._build_dispatcher(self._session)
+        _log.info(
+            "delivery_started",
+            silences=len(self.silences.all()),
+            notify_log=len(self.notify_state.nflog),
+            held_alerts=len(self.notify_state.held),
         )
 
+    async def on_started(self) -> None:
+        self._scheduler = asyncio.create_task(self._schedule(), name="notify-scheduler")
+
     async def on_stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+        if self._flushes:  # bounded: a receiver that hangs must not hold up shutdown
+            await asyncio.wait(set(self._flushes), timeout=_STOP_GRACE_S)
+        for task in set(self._flushes):
+            task.cancel()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+        if self._store is not None:
+            await self._store.stop()
         if self._session is not None:
             await self._session.close()
 
-    async def deliver(self, raw: bytes) -> None:
-        """Deliver one alert record from the alerts topic."""
-        if self._dispatcher is None:
-            raise RuntimeError("the delivery service has not started")
-        await self._dispatcher.dispatch(Alert.from_json(orjson.loads(raw)))
+    def _build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher | None:
+        route = self.config.route or default_route([r.name for r in self.config.receivers])
+        if route is None:
+            _log.warning("no_receivers", detail="alerts are not delivered anywhere")
+            return None
+        notifiers = {n.name: n for n in build_notifiers(self.config, session, self.clock)}
+        policy = RetryPolicy.from_config(self.config.delivery)
 
-    def _notifiers(self, session: aiohttp.ClientSession) -> list[Notifier]:
-        notifiers: list[Notifier] = []
-        for receiver in self.config.receivers:
-            match receiver:
-                case WebhookReceiver():
-                    external_url = self.config.app.external_url
-                    notifiers.append(WebhookNotifier(receiver, external_url, session, self.clock))
-                case LogReceiver():
-                    notifiers.append(LogNotifier(receiver.name))
-        return notifiers
+        def retry(deliver: Stage) -> RetryStage:
+            return RetryStage(deliver, policy, self.clock, self._dead_letter, self.metrics)
+
+        inhibitor = Inhibitor(self.config.inhibit_rules, self._inhibition_sources)
+        nflog = self.notify_state.nflog
+        pipeline = build_pipeline(inhibitor, self.silences, nflog, retry, notifiers)
+        return Dispatcher(
+            build_tree(route), pipeline, nflog, self.metrics, on_forget=self.notify_state.forget
+        )
+
+    # -- alerts in ----------------------------------------------------------------------------
+
+    async def deliver(self, raw: bytes, shard: int, offset: int) -> None:
+        """Take one alert record from the alerts topic (partition `shard`, `offset`)."""
+        if self._dispatcher is None:
+            return
+        if shard not in self._owned:
+            await self.assign(self._owned | {shard})
+        if offset <= self.notify_state.applied.get(shard, -1):
+            _log.debug("alert_replay_skipped", shard=shard, offset=offset)
+            return
+        alert = Alert.from_json(orjson.loads(raw))
+        held = self._dispatcher.insert(alert, shard, self.clock.now())
+        self.notify_state.note_applied(shard, offset)
+        self._start_due()  # group_wait 0: the flush takes this state before the next one
+        if held is not None:
+            await self.notify_state.hold(held, offset)
+        self._wake.set()
+
+    async def assign(self, shards: set[int]) -> None:
+        """This worker now reads exactly these partitions of the alerts topic: let go of the
+        others' alerts, and rebuild the groups of the new ones from the state topic."""
+        lost, gained = self._owned - shards, shards - self._owned
+        self._owned = set(shards)
+        if self._dispatcher is None or self._store is None or not (lost or gained):
+            return
+        if lost:
+            self._dispatcher.drop_shards(lost)
+        if gained:
+            await self._store.catch_up()
+            restored = [held for held in self.notify_state.held.values() if held.shard in gained]
+            self._dispatcher.restore(restored, self.clock.now())
+            _log.info("notify_groups_restored", shards=sorted(gained), alerts=len(restored))
+        self._wake.set()
+
+    # -- flushing -----------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        """Start the flush of each group when it is due; each flush is its own task, so a
+        receiver that is slow or down delays only its own groups."""
+        while True:
+            self._wake.clear()
+            self._start_due()
+            await self._sleep_until_due()
+
+    async def flush_due(self) -> None:
+        """Start the flushes due now and wait for every flush under way."""
+        self._start_due()
+        await self.idle()
+
+    async def idle(self) -> None:
+        """Wait until no flush is under way. A flush's own failure is logged by the flush
+        (and by `_flush_done`), not raised here."""
+        if self._flushes:
+            await asyncio.wait(set(self._flushes))
+
+    def _start_due(self) -> None:
+        if self._dispatcher is not None:
+            for pending in self._dispatcher.take_due(self.clock.now()):
+                self._start(self._dispatcher.flush(pending))
+
+    async def _sleep_until_due(self) -> None:
+        next_at = self._dispatcher.next_flush_at() if self._dispatcher is not None else None
+        delay = _IDLE_S if next_at is None else min(_IDLE_S, next_at - self.clock.now())
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _start(self, flush: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(flush)
+        self._flushes.add(task)
+        task.add_done_callback(self._flush_done)
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._wake.set()  # the group may be due again already
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("notify_flush_crashed", exc_info=task.exception())
+
+    def _inhibition_sources(self) -> list[Alert]:
+        return [held.alert for held in self.notify_state.held.values()]
+
+    # -- silences (the API's store) -----------------------------------------------------------
+
+    @property
+    def silences(self) -> Silences:
+        return self.notify_state.silences
+
+    async def save_silence(self, silence: Silence) -> None:
+        """Persist a silence created or changed through the API; it applies at once."""
+        await self.notify_state.save_silence(silence)
+        self._wake.set()
+
+    def new_silence_id(self) -> str:
+        return str(uuid.uuid4())
+
+    # -- dead letters -------------------------------------------------------------------------
 
     async def _dead_letter(self, letter: DeadLetter) -> None:
         body = orjson.dumps(
@@ -72,6 +252,8 @@ class Delivery(Service):
                 "receiver": letter.receiver,
                 "reason": letter.reason,
                 "attempts": letter.attempts,
+                "groupKey": letter.group_key,
+                "notificationId": letter.notification_id,
                 "alerts": [alert.to_json() for alert in letter.alerts],
             }
         )

@@ -10,11 +10,12 @@ from mode import Service
 from anomalyd.clock import SystemClock
 from anomalyd.config import AnomalydConfig
 from anomalyd.metrics import Metrics
-from anomalyd.worker.app import build_app, by_stream_topic_name
+from anomalyd.worker.app import build_app, by_stream_topic_name, state_topic_name
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import configure_logging
 from anomalyd.worker.runtime import Runtime
+from anomalyd.worker.snapshots import SnapshotStore
 
 _log = structlog.get_logger(__name__)
 
@@ -48,8 +49,11 @@ def run_worker(config: AnomalydConfig) -> int:
     clock, metrics = SystemClock(), Metrics()
     runtime = Runtime(config, clock, metrics)
     delivery = Delivery(config, clock, metrics)
-    app = build_app(config, runtime, delivery, data_dir=config.app.data_dir)
-    services: list[Service] = [runtime, delivery]
+    snapshots = SnapshotStore(
+        runtime.engine, config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
+    )
+    app = build_app(config, runtime, delivery, snapshots, data_dir=config.app.data_dir)
+    services: list[Service] = [runtime, delivery, snapshots]
     if config.kafka.is_embedded:
         services.insert(0, EmbeddedBrokerService(config))
     _log.info(

@@ -21,11 +21,10 @@ from collections.abc import Iterable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
 from mode import Service
 
 from anomalyd.decide import Engine
+from anomalyd.worker.statelog import ensure_compacted
 
 _log = structlog.get_logger(__name__)
 
@@ -54,7 +53,7 @@ class SnapshotStore(Service):
         self.restored = asyncio.Event()
 
     async def on_start(self) -> None:
-        await _ensure_compacted(self._bootstrap, self.topic, self._partitions)
+        await ensure_compacted(self._bootstrap, [self.topic], self._partitions)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap, enable_idempotence=False
         )
@@ -150,18 +149,3 @@ async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
         if await consumer.position(tp) < end:
             return False
     return True
-
-
-async def _ensure_compacted(bootstrap: Sequence[str], topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=list(bootstrap))
-    await admin.start()
-    try:
-        response = await admin.create_topics(
-            [NewTopic(topic, partitions, 1, topic_configs={"cleanup.policy": "compact"})]
-        )
-        for name, code, *rest in response.topic_errors:
-            error = for_code(int(code)) if int(code) else None
-            if error is not None and error is not TopicAlreadyExistsError:
-                raise error(f"creating topic {name!r} failed: {rest[0] if rest else code}")
-    finally:
-        await admin.close()

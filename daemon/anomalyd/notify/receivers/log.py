@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import structlog
 
-from anomalyd.domain import Alert
+from anomalyd.notify.notification import Notification
 
 _log = structlog.get_logger("anomalyd.alerts")
 
@@ -15,11 +13,13 @@ class LogNotifier:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    async def send(self, alerts: Sequence[Alert]) -> None:
-        for alert in alerts:
+    async def send(self, notification: Notification) -> None:
+        for alert in notification.alerts:
             _log.info(
                 "alert",
                 receiver=self.name,
+                group_key=notification.group_key,
+                notification_id=notification.notification_id,
                 status=alert.status.value,
                 alertname=alert.labels.get("alertname"),
                 stream=alert.labels.get("stream"),

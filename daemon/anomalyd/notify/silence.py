@@ -1,0 +1,98 @@
+"""Silence: mute the alerts a silence's matchers all match while it is active
+(`startsAt <= now < endsAt`), as in Alertmanager. Silences come from the config file
+and from the HTTP API; the worker persists the API's and applies what every worker
+wrote. Muting is decided at flush time, so a silence created while an alert waits in
+its group applies, and one that ends lets the alert through at the next flush."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from enum import StrEnum
+
+import structlog
+
+from anomalyd.config.routing import Silence, matches_all
+from anomalyd.domain import Alert, AlertStatus
+from anomalyd.notify.pipeline import FlushContext
+
+_log = structlog.get_logger(__name__)
+
+
+class SilenceState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+
+
+def silence_state(silence: Silence, now: float) -> SilenceState:
+    if silence.starts_at is not None and now < silence.starts_at:
+        return SilenceState.PENDING
+    if silence.ends_at is not None and now >= silence.ends_at:
+        return SilenceState.EXPIRED
+    return SilenceState.ACTIVE
+
+
+def expired(silence: Silence, now: float) -> Silence:
+    """The silence ended now (Alertmanager's expire: a pending one never starts).
+    Raises ValueError for a silence that has already ended."""
+    match silence_state(silence, now):
+        case SilenceState.EXPIRED:
+            raise ValueError(f"silence {silence.stable_id()} has already expired")
+        case SilenceState.PENDING:
+            return silence.model_copy(update={"starts_at": now, "ends_at": now, "updated_at": now})
+        case SilenceState.ACTIVE:
+            return silence.model_copy(update={"ends_at": now, "updated_at": now})
+
+
+class Silences:
+    """Every known silence by id: the config's (read only) and the API's."""
+
+    def __init__(self, configured: Sequence[Silence] = ()) -> None:
+        self._configured = {silence.stable_id(): silence for silence in configured}
+        self._created: dict[str, Silence] = {}
+
+    def apply(self, silence_id: str, silence: Silence | None) -> None:
+        """Take a silence created, updated or deleted through the API (here or elsewhere)."""
+        if silence is None:
+            self._created.pop(silence_id, None)
+        else:
+            self._created[silence_id] = silence
+
+    def get(self, silence_id: str) -> Silence | None:
+        return self._configured.get(silence_id) or self._created.get(silence_id)
+
+    def is_configured(self, silence_id: str) -> bool:
+        return silence_id in self._configured
+
+    def all(self) -> list[Silence]:
+        return [*self._configured.values(), *self._created.values()]
+
+    def mutes(self, labels: Mapping[str, str], now: float) -> str | None:
+        """The id of an active silence that matches these labels, if any."""
+        for silence_id, silence in (*self._configured.items(), *self._created.items()):
+            active = silence_state(silence, now) is SilenceState.ACTIVE
+            if active and matches_all(silence.matchers, labels):
+                return silence_id
+        return None
+
+
+class SilenceStage:
+    """Takes silenced firing alerts out of the flush and notes them as muted. Resolved
+    alerts go on: dedup sends a resolution only for what was notified as firing."""
+
+    def __init__(self, silences: Silences) -> None:
+        self._silences = silences
+
+    async def exec(
+        self, ctx: FlushContext, alerts: Sequence[Alert]
+    ) -> tuple[FlushContext, Sequence[Alert]]:
+        muted: set[str] = set()
+        for alert in alerts:
+            if alert.status is AlertStatus.FIRING:
+                by = self._silences.mutes(alert.labels, ctx.now)
+                if by is not None:
+                    muted.add(alert.fingerprint)
+                    _log.debug("alert_silenced", fingerprint=alert.fingerprint, silence=by)
+        kept = [a for a in alerts if a.fingerprint not in muted]
+        return replace(ctx, muted=ctx.muted | muted), kept
