@@ -40,12 +40,14 @@ def backtest(config: AnomalydConfig, rows: Iterable[Event | InvalidEvent]) -> Ba
         if isinstance(row, InvalidEvent):
             result.invalid[row.code] += 1
             continue
-        # The worker's timers tick in wall-clock time; here they tick in event time.
+        # The worker's timers tick in wall-clock time; here in event time, once per gap:
+        # what a tick finds (silent streams, idle windows) depends on when they went
+        # quiet, not on how many ticks passed, so one tick before the next row suffices.
         if next_tick is None:
             next_tick = row.ts + interval
-        while row.ts >= next_tick:
-            result.add(pipeline.tick(next_tick))
-            next_tick += interval
+        if row.ts >= next_tick:
+            result.add(pipeline.tick(row.ts))
+            next_tick = row.ts + interval
         result.add(pipeline.process(row, now=row.ts))
         result.events += 1
     result.add(pipeline.finish())
