@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/anomalyd.yaml
 
-.PHONY: help install run test test-unit test-integration lint fmt clean bench-latency bench-quality bench-memory bench-drift
+.PHONY: help install run test test-unit test-integration lint fmt clean bench bench-latency bench-quality bench-memory bench-drift
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test-unit: $(STAMP)  ## only the fast tests with no broker
 
 test-integration: $(STAMP)  ## only the tests against the embedded broker
 	$(BIN)/pytest -q -m integration
+
+bench: $(STAMP)  ## throughput and start-up of the full pipeline vs the raw consumer and a stock Faust agent
+	PYTHONPATH=tests $(BIN)/python tests/bench/bench_throughput.py $(ARGS)
 
 bench-quality: $(STAMP)  ## NAB scores of the default config on ../shared/data/nab-dev, beside a River baseline
 	PYTHONPATH=tests $(BIN)/python tests/bench/bench_quality.py $(ARGS)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from anomalyd.config import AbsenceRule, Mode, ModelSection, Rule, ValueRule
-from anomalyd.decide import alerts, annotate
+from anomalyd.decide import alerts, annotate, feedback
 from anomalyd.decide.lifecycle import Timing, Transition
+from anomalyd.decide.reconcile import Target, model_shape, reconcile
 from anomalyd.decide.streams import Absence, ModelSeries, RuleSeries, StreamState, Tracked
 from anomalyd.detect import Check, ModelScore, SeriesModel, value_check
 from anomalyd.domain import VALUE_FIELD, Alert, Event, Verdict
@@ -49,15 +50,20 @@ class Engine:
         *,
         drift_status: Callable[[str], str | None] = lambda stream: None,
         untrusted: Callable[[str], bool] = lambda stream: False,
+        config_version: str | None = None,
     ) -> None:
         """`drift_status(stream)` is shown on alerts; while `untrusted(stream)` (its data
-        drifts), the stream's model does not page and learns every point, to re-baseline."""
+        drifts), the stream's model does not page and learns every point, to re-baseline.
+        `config_version`, if given, is the `config_version` annotation of every alert."""
         self._rules = list(rules)
         self._model = model
         self._external_url = external_url
         self._drift_status = drift_status
         self._untrusted = untrusted
+        self._version = config_version
         self._streams: dict[str, StreamState] = {}
+        #: Alerts of restored streams that the current config no longer owns: to resolve.
+        self._orphans: list[Alert] = []
 
     @property
     def stream_count(self) -> int:
@@ -77,12 +83,37 @@ class Engine:
         stream.last_seen = now
         stream.labels = dict(event.labels)
         stream.events += 1
-        changed = [a for a in (_end_absence(ab, now) for ab in stream.absences) if a is not None]
+        changed = [self._resolved(a, now) for a in map(_end_absence, stream.absences) if a]
         verdicts = [
             self._judge_field(event, stream, field, value, changed)
             for field, value in event.values.items()
         ]
         return Judgement(verdicts, changed)
+
+    def reconfigure(
+        self,
+        rules: Sequence[Rule],
+        model: ModelSection,
+        *,
+        now: float,
+        config_version: str | None = None,
+    ) -> list[Alert]:
+        """Adopt a new config without losing what the streams learned (`decide.reconcile`:
+        unchanged rules and models keep their state). Returns the resolved alerts of what
+        the new config no longer owns, ended at `now`."""
+        rebuild = model_shape(model) != model_shape(self._model)
+        self._rules, self._model, self._version = list(rules), model, config_version
+        ended = [
+            alert
+            for name, stream in self._streams.items()
+            for alert in self._reconcile(name, stream, rebuild)
+        ]
+        return [self._resolved(alert, now) for alert in ended]
+
+    def take_orphans(self, now: float) -> list[Alert]:
+        """Resolve the alerts of restored streams that the current config no longer owns."""
+        orphans, self._orphans = self._orphans, []
+        return [self._resolved(alert, now) for alert in orphans]
 
     def check_absence(self, now: float) -> list[Alert]:
         """Fire an absence alert for every stream silent for longer than its rule allows."""
@@ -107,13 +138,47 @@ class Engine:
         from a store that only anomalyd can write."""
         if not blob.startswith(_SNAPSHOT_VERSION):
             return False
-        self._streams[stream] = pickle.loads(blob[len(_SNAPSHOT_VERSION) :])
+        state: StreamState = pickle.loads(blob[len(_SNAPSHOT_VERSION) :])
+        # It may have been written under another config: its models are kept as they are.
+        self._orphans.extend(self._reconcile(stream, state, rebuild=False))
+        self._streams[stream] = state
         return True
 
     def forget(self, streams: Iterable[str]) -> None:
         """Drop streams this worker no longer owns (after a rebalance)."""
         for name in streams:
             self._streams.pop(name, None)
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def model_threshold(self, stream: str) -> float | None:
+        """The threshold the stream's model pages at: the configured one, moved by feedback."""
+        state = self._streams.get(stream)
+        return None if state is None else _model_threshold(state, self._model)
+
+    def set_threshold(self, stream: str, threshold: float) -> bool:
+        """Set a stream's model threshold from now on; False if the stream is unknown. Kept
+        as an offset from the configured threshold, which a reload may change: the
+        adaptation then stays on top of the new one (`decide.feedback`)."""
+        state = self._streams.get(stream)
+        if state is None:
+            return False
+        state.feedback = state.feedback or feedback.StreamFeedback()
+        state.feedback.threshold_offset = threshold - state.threshold
+        return True
+
+    def record_feedback(self, entry: feedback.FeedbackRecord) -> feedback.Recorded | None:
+        """Count a person's label on one of the stream's alerts; a model label may move the
+        stream's threshold (`decide.feedback`). None if the stream has no state here."""
+        state = self._streams.get(entry.stream)
+        if state is None:
+            return None
+        state.feedback = state.feedback or feedback.StreamFeedback()
+        current = _model_threshold(state, self._model) if state.model_pages else None
+        recorded = feedback.record(state.feedback, entry, self._model.feedback, current)
+        if recorded.new_threshold is not None:
+            self.set_threshold(entry.stream, recorded.new_threshold)
+        return recorded
 
     # -- one field of one event ---------------------------------------------------------
 
@@ -175,8 +240,9 @@ class Engine:
         if normal or not trusted:  # seeded from the rules; re-baselined while drifting
             series.model.learn(scored)
         series.model.remember(value)
-        if stream.model_pages and scored.warm and trusted:
-            section, threshold = self._model, stream.threshold
+        # An untrusted (drifting) model does not page, and what it paged ends: it resolves.
+        if stream.model_pages and scored.warm:
+            section, threshold = self._model, _model_threshold(stream, self._model)
 
             def describe() -> _Described:
                 labels = annotate.identity(
@@ -191,7 +257,9 @@ class Engine:
                     section, event.stream, field, scored, threshold
                 )
 
-            self._move(series.tracked, scored.score >= threshold, event.ts, describe, changed)
+            self._move(
+                series.tracked, trusted and scored.score >= threshold, event.ts, describe, changed
+            )
         return scored
 
     def _move(
@@ -209,18 +277,22 @@ class Engine:
             drift = self._drift_status(labels["stream"])
             if drift is not None:
                 annotations["drift"] = drift
-            tracked.alert = alerts.firing(
-                labels, annotations, tracked.state.since, self._external_url
-            )
+            fired = alerts.firing(labels, annotations, tracked.state.since, self._external_url)
+            tracked.alert = alerts.with_version(fired, self._version)
             changed.append(tracked.alert)
         elif transition is Transition.RESOLVED and tracked.alert is not None:
-            changed.append(alerts.resolved(tracked.alert, ends_at=ts))
+            changed.append(self._resolved(tracked.alert, ts))
             tracked.alert = None
+
+    def _resolved(self, alert: Alert, ends_at: float) -> Alert:
+        """The alert resolved, annotated with the config version that resolved it."""
+        ended = alerts.resolved(alert, ends_at=max(ends_at, alert.starts_at))
+        return alerts.with_version(ended, self._version)
 
     # -- streams ---------------------------------------------------------------------------
 
     def _new_stream(self, name: str, now: float) -> StreamState:
-        matching = [r for r in self._rules if any(fnmatchcase(name, g) for g in r.streams)]
+        matching = self._matching(name)
         mode, threshold = self._mode_for(name)
         return StreamState(
             mode=mode,
@@ -229,6 +301,15 @@ class Engine:
             absences=[Absence(r) for r in matching if isinstance(r, AbsenceRule)],
             last_seen=now,
         )
+
+    def _matching(self, stream: str) -> list[Rule]:
+        return [r for r in self._rules if any(fnmatchcase(stream, g) for g in r.streams)]
+
+    def _reconcile(self, name: str, stream: StreamState, rebuild: bool) -> list[Alert]:
+        """Bring a stream in line with the current config; the alerts it no longer owns."""
+        mode, threshold = self._mode_for(name)
+        target = Target(self._matching(name), mode, threshold, self._model, rebuild)
+        return reconcile(stream, target, _rule_series)
 
     def _mode_for(self, stream: str) -> tuple[Mode, float]:
         mode, threshold = self._model.mode, self._model.threshold
@@ -250,7 +331,8 @@ class Engine:
             rule.name, name, rule.severity.value, annotate.RULES, VALUE_FIELD, stream.labels
         )
         annotations = annotate.absence_annotations(rule, name)
-        return alerts.firing(labels, annotations, stream.last_seen + rule.for_, self._external_url)
+        fired = alerts.firing(labels, annotations, stream.last_seen + rule.for_, self._external_url)
+        return alerts.with_version(fired, self._version)
 
 
 def _verdict_score(mode: Mode, rule_hit: bool, model_score: float | None) -> float:
@@ -261,13 +343,19 @@ def _verdict_score(mode: Mode, rule_hit: bool, model_score: float | None) -> flo
     return max(rules, model)
 
 
+def _model_threshold(stream: StreamState, model: ModelSection) -> float:
+    if stream.feedback is None:
+        return stream.threshold
+    offset = stream.feedback.threshold_offset
+    return feedback.effective_threshold(stream.threshold, offset, model.feedback)
+
+
 def _rule_series(rule: ValueRule) -> RuleSeries:
     timing = Timing(rule.for_, rule.keep_firing_for)
     return RuleSeries(rule, rule.field, value_check(rule), Tracked(timing))
 
 
-def _end_absence(absence: Absence, now: float) -> Alert | None:
-    if absence.alert is None:
-        return None
-    ended, absence.alert = alerts.resolved(absence.alert, ends_at=now), None
-    return ended
+def _end_absence(absence: Absence) -> Alert | None:
+    """The stream is back: the absence alert that fired, if any, is to be resolved."""
+    fired, absence.alert = absence.alert, None
+    return fired
