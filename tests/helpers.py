@@ -102,6 +102,12 @@ class WorkerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise AssertionError("the worker has not been started")
+        return self._proc.pid
+
+    @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.config['http']['port']}"
 

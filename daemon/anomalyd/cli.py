@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         from anomalyd.worker.run import run_worker
 
-        return run_worker(config)
+        return run_worker(config, args.config)
     if args.command == "broker":
         return _broker(config, args.port)
     if args.command == "backtest":

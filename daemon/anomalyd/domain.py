@@ -59,6 +59,13 @@ class AlertStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class FeedbackLabel(StrEnum):
+    """What a person says of an alert: it was worth it, or it was noise."""
+
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """An alert in Alertmanager's data model.

@@ -73,7 +73,46 @@ class Metrics:
         self.drifting_streams = Gauge(
             "anomalyd_drifting_streams", "Streams inside a confirmed drift episode.", registry=r
         )
+        self.feedback = Counter(
+            "anomalyd_feedback",
+            "Feedback labels applied (once each), by the alert's detector and the label.",
+            ["detector", "label"],
+            registry=r,
+        )
+        self.feedback_precision = Gauge(
+            "anomalyd_feedback_precision",
+            "Precision from feedback, Beta(1, 1) prior, over the labels remembered for the "
+            "streams on this worker, by detector.",
+            ["detector"],
+            registry=r,
+        )
+        self.threshold_adaptations = Counter(
+            "anomalyd_threshold_adaptations",
+            "Moves of a stream's model threshold by feedback, by direction (up, down).",
+            ["direction"],
+            registry=r,
+        )
         self.streams = Gauge("anomalyd_streams", "Streams with state on this worker.", registry=r)
         self.ready = Gauge(
             "anomalyd_ready", "1 when the worker consumes its partitions.", registry=r
         )
+        self.config_reloads = Counter(
+            "anomalyd_config_reloads",
+            "Config reloads by outcome: ok, rejected (invalid; the running config stays), "
+            "restart_needed (applied but for keys that need a restart).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("ok", "rejected", "restart_needed"):  # 0 from the start, for rate()
+            self.config_reloads.labels(outcome)
+        self.config_version = Gauge(
+            "anomalyd_config_version_info",
+            "1 for the version of the config in force (see set_config_version).",
+            ["version"],
+            registry=r,
+        )
+
+    def set_config_version(self, version: str) -> None:
+        """The config in force is now `version`: one series, the old one gone."""
+        self.config_version.clear()
+        self.config_version.labels(version).set(1)

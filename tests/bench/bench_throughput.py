@@ -100,10 +100,11 @@ def peer(bootstrap: str, topic: str, total: int) -> float:
         timeout=900,
         check=False,
     )
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("{")), None)
-    if line is None:
-        raise RuntimeError(f"the Faust peer failed: {out.stderr[-2000:]}")
-    return float(json.loads(line)["events_per_s"])
+    # Faust's worker may write terminal escapes on the same line: find the JSON object.
+    found = re.search(r'\{"seconds".*?\}', out.stdout)
+    if found is None:
+        raise RuntimeError(f"the Faust peer failed ({out.returncode}): {out.stderr[-2000:]}")
+    return float(json.loads(found.group(0))["events_per_s"])
 
 
 async def anomalyd(

@@ -51,7 +51,7 @@ async def test_a_restarted_worker_resumes_the_model_where_it_stopped(
     try:
         await second.wait_ready()
         restored = [line for line in second.log_lines() if line.get("event") == "state_restored"]
-        assert sum(line["streams"] for line in restored) == 1
+        assert sum(line["streams"] for line in restored) == 1  # ready means restored
         spike = {"stream": "orders.per_sec", "ts": start + 2000, "value": 400.0}
         await produce(broker.bootstrap, topic, [spike])
         [payload] = await eventually(lambda: received(httpserver), what="the model's alert")

@@ -128,6 +128,16 @@ class Rig:
         rig.dispatcher.restore(list(self.persisted.held.values()), self.clock.now())
         return rig
 
+    def reconfigure(self, route: dict[str, Any], receivers: tuple[str, ...] = ("team",)) -> None:
+        """A config reload: a new tree and pipeline; receivers keep what they were sent."""
+        for name in receivers:
+            self.receivers.setdefault(name, Recorder(name))
+        notifiers = {name: self.receivers[name] for name in receivers}
+        inhibitor = Inhibitor([], lambda: self.dispatcher.alerts())
+        pipeline = build_pipeline(inhibitor, self.silences, self.log, self._retry, notifiers)
+        tree = build_tree(Route.model_validate(route))
+        self.dispatcher.reconfigure(tree, pipeline, self.clock.now())
+
     def sent(self, receiver: str = "team") -> list[list[tuple[str, str]]]:
         """Each notification as [(alertname, status)]."""
         return [
@@ -442,3 +452,67 @@ async def test_dropping_a_shard_lets_go_of_its_alerts_only() -> None:
         alert("A", stream="s").fingerprint,
         alert("B", stream="s").fingerprint,
     }
+
+
+# --- a config reload ------------------------------------------------------------------------------
+
+
+async def test_a_reload_keeps_a_waiting_group_its_alerts_and_its_timer() -> None:
+    rig = Rig(GROUPED)
+    rig.insert(alert("A", stream="s"))
+    await rig.at(10)
+    [group] = rig.dispatcher.groups()
+    rig.reconfigure({**GROUPED, "group_interval": "1m"})
+    assert rig.dispatcher.groups() == [group]
+    await rig.at(29)
+    assert rig.sent() == []
+    await rig.at(30)  # group_wait as it was planned, not started again
+    assert rig.sent() == [[("A", "firing")]]
+    rig.insert(alert("B", stream="s"))
+    await rig.at(90)  # the new group_interval
+    assert rig.sent()[1] == [("A", "firing"), ("B", "firing")]
+
+
+async def test_a_reload_that_routes_elsewhere_moves_the_alerts_without_losing_them() -> None:
+    rig = Rig(GROUPED)
+    rig.insert(alert("A", stream="s"))
+    await rig.at(30)
+    assert rig.sent() == [[("A", "firing")]]
+    rig.reconfigure({**GROUPED, "receiver": "ops"}, receivers=("ops",))
+    await rig.at(31)  # held longer than group_wait already: flushed at once
+    assert rig.sent("ops") == [[("A", "firing")]]
+    rig.insert(resolved(alert("A", stream="s"), T0 + 40))
+    await rig.at(91)
+    await rig.at(331)
+    assert rig.sent("ops")[-1] == [("A", "resolved")]
+    assert rig.sent() == [[("A", "firing")]]  # team is no longer routed to
+    assert rig.gauge("anomalyd_notify_queued_alerts") == 0
+    assert rig.gauge("anomalyd_notify_groups") == 0
+    assert rig.gauge("anomalyd_notify_groups", "ops") == 0
+
+
+async def test_a_reload_regroups_by_the_new_group_by() -> None:
+    rig = Rig(GROUPED)
+    rig.insert(alert("A", stream="s1"), alert("B", stream="s2"))
+    await rig.at(30)
+    assert len(rig.sent()) == 2
+    rig.reconfigure({**GROUPED, "group_by": ["..."], "group_wait": "0s"})
+    assert len(rig.dispatcher.groups()) == 2
+    assert {tuple(g.labels) for g in rig.dispatcher.groups()} == {("alertname", "stream")}
+    assert rig.gauge("anomalyd_notify_queued_alerts") == 2
+    assert rig.gauge("anomalyd_notify_groups") == 2
+
+
+async def test_a_flush_under_way_during_a_reload_ends_on_the_old_pipeline() -> None:
+    rig = Rig(GROUPED)
+    rig.insert(alert("A", stream="s"))
+    rig.clock.set(T0 + 30)
+    [pending] = rig.dispatcher.take_due(rig.clock.now())
+    rig.reconfigure({**GROUPED, "receiver": "ops"}, receivers=("ops",))
+    await rig.dispatcher.flush(pending)
+    assert rig.sent() == [[("A", "firing")]]  # the flush that had begun
+    await rig.at(31)
+    assert rig.sent("ops") == [[("A", "firing")]]  # and the alert is held on the new route
+    assert rig.gauge("anomalyd_notify_queued_alerts") == 0
+    assert rig.gauge("anomalyd_notify_queued_alerts", "ops") == 1
+    assert rig.gauge("anomalyd_notify_groups") == 0

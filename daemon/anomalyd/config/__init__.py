@@ -2,11 +2,13 @@
 
 from anomalyd.config.detection import (
     DetectorKind,
+    FeedbackSection,
     Mode,
     ModelSection,
     ModeOverride,
     StateSection,
 )
+from anomalyd.config.diff import ConfigDiff, diff_configs, live_config
 from anomalyd.config.drift import DriftSection, DriftThresholds, ReferenceMode
 from anomalyd.config.durations import Duration, parse_duration
 from anomalyd.config.loader import ConfigError, load_config, parse_config
@@ -31,6 +33,7 @@ from anomalyd.config.receivers import (
     WebhookReceiver,
     signing_key,
 )
+from anomalyd.config.version import config_version
 
 __all__ = [
     "AboveRule",
@@ -39,6 +42,7 @@ __all__ = [
     "AnomalydConfig",
     "BasicAuth",
     "BelowRule",
+    "ConfigDiff",
     "ConfigError",
     "DeliverySection",
     "DetectorKind",
@@ -46,6 +50,7 @@ __all__ = [
     "DriftThresholds",
     "Duration",
     "EmailReceiver",
+    "FeedbackSection",
     "LogReceiver",
     "Mode",
     "ModeOverride",
@@ -59,6 +64,9 @@ __all__ = [
     "ValueRule",
     "WebhookReceiver",
     "ZScoreRule",
+    "config_version",
+    "diff_configs",
+    "live_config",
     "load_config",
     "parse_config",
     "parse_duration",

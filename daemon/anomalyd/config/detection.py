@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from anomalyd.config.durations import Duration
 from anomalyd.domain import Severity
@@ -25,6 +25,32 @@ class ModeOverride(_Strict):
     streams: list[str] = Field(min_length=1, description="Globs over stream names.")
     mode: Mode | None = None
     threshold: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class FeedbackSection(_Strict):
+    """How labels from people (true or false positive) move each stream's model
+    threshold; the rule is in `decide/feedback.py`."""
+
+    enabled: bool = Field(True, description="Adapt thresholds; false: the configured ones.")
+    min_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    max_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    step: float = Field(0.02, gt=0.0, le=0.5, description="One move of the threshold.")
+    target_precision: float = Field(0.8, gt=0.0, lt=1.0)
+    min_labels: int = Field(5, ge=1, le=10_000, description="Labels before the first raise.")
+    window: int = Field(
+        50, ge=1, le=10_000, description="Labels remembered per stream and detector."
+    )
+    lower_after: int = Field(
+        10, ge=1, le=10_000, description="True positives in a row before a lowering."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackSection:
+        if self.min_threshold > self.max_threshold:
+            raise ValueError("min_threshold must be <= max_threshold")
+        if self.min_labels > self.window:
+            raise ValueError("min_labels must be <= window (the labels remembered)")
+        return self
 
 
 class ModelSection(_Strict):
@@ -52,6 +78,7 @@ class ModelSection(_Strict):
     for_: Duration = Field(0.0, alias="for")
     keep_firing_for: Duration = 0.0
     overrides: list[ModeOverride] = []
+    feedback: FeedbackSection = FeedbackSection()
 
 
 class StateSection(_Strict):

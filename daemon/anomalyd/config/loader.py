@@ -58,7 +58,7 @@ def parse_config(
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(source, [f"not valid YAML: {error}"]) from error
+        raise ConfigError(source, [f"not valid YAML: {_yaml_problem(error)}"]) from error
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -79,6 +79,22 @@ def parse_config(
     if problems or config is None:
         raise ConfigError(source, problems)
     return config
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What and where, without quoting the file: the offending line may hold a secret,
+    and problems end up in logs and on /api/status."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return str(error)
+    text = f"{error.problem} at {_mark(error.problem_mark)}"
+    if error.context:
+        where = f" at {_mark(error.context_mark)}" if error.context_mark is not None else ""
+        text += f" ({error.context}{where})"
+    return text
+
+
+def _mark(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")

@@ -136,11 +136,25 @@ class HttpSection(_Strict):
     api_token: SecretStr | None = Field(
         None, description="Bearer token for the write endpoints of the API; unset or empty: 403."
     )
+    feedback_secret: SecretStr | None = Field(
+        None, description="Key of the signed feedback links in notifications; unset: no links."
+    )
+    feedback_link_ttl: Duration = Field(
+        7 * 86400.0, gt=0, description="How long a feedback link works after the alert starts."
+    )
 
-    @field_validator("api_token")
+    @field_validator("api_token", "feedback_secret")
     @classmethod
     def _empty_is_unset(cls, token: SecretStr | None) -> SecretStr | None:
         return token if token is not None and token.get_secret_value() else None
+
+    @field_validator("feedback_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # Anyone who guesses the key can forge links and move thresholds.
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("feedback_secret needs at least 16 characters (use a random one)")
+        return secret
 
 
 class _RuleBase(_Strict):

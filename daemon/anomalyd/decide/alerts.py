@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 from anomalyd.domain import Alert, AlertStatus
+
+#: The annotation naming the version of the config that decided an alert's state.
+CONFIG_VERSION = "config_version"
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -53,6 +57,13 @@ def resolved(alert: Alert, ends_at: float, annotations: Mapping[str, str] | None
         generator_url=alert.generator_url,
         ends_at=ends_at,
     )
+
+
+def with_version(alert: Alert, version: str | None) -> Alert:
+    """The alert annotated with the config version that decided it (unchanged if None)."""
+    if version is None:
+        return alert
+    return replace(alert, annotations={**alert.annotations, CONFIG_VERSION: version})
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

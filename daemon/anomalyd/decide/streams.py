@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from anomalyd.config import AbsenceRule, Mode, ValueRule
+from anomalyd.decide.feedback import StreamFeedback
 from anomalyd.decide.lifecycle import INACTIVE, AlertState, Phase, Timing, Transition, advance
 from anomalyd.detect import Check, SeriesModel, ValueCheck
 from anomalyd.domain import Alert
@@ -64,6 +66,23 @@ class StreamState:
     labels: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelSeries] = field(default_factory=dict)
     events: int = 0
+    #: Labels from people and the threshold adaptation (`decide.feedback`); None until the
+    #: first label. A reload leaves it alone: the adaptation is an offset from `threshold`.
+    feedback: StreamFeedback | None = None
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Snapshots written before a field existed lack it: it takes its default."""
+        _, slots = state
+        for spec in fields(self):
+            if spec.name in slots:
+                value = slots[spec.name]
+            elif spec.default is not MISSING:
+                value = spec.default
+            elif spec.default_factory is not MISSING:
+                value = spec.default_factory()
+            else:
+                raise TypeError(f"a snapshot of StreamState without {spec.name!r}")
+            setattr(self, spec.name, value)
 
     @property
     def rules_page(self) -> bool:

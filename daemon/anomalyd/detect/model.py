@@ -43,6 +43,15 @@ class SeriesModel:
         return self._calibrator.count
 
     @property
+    def warmup(self) -> int:
+        """Points to learn before the model may alert (changed by a config reload)."""
+        return self._warmup
+
+    @warmup.setter
+    def warmup(self, points: int) -> None:
+        self._warmup = points
+
+    @property
     def warmup_progress(self) -> float:
         return min(1.0, self.learned / self._warmup)
 

@@ -7,7 +7,7 @@ detect import River.
 
 from anomalyd.drift.distance import ks_pvalue, ks_statistic, psi, psi_edges, wasserstein
 from anomalyd.drift.episode import Change, Episode, Status, step
-from anomalyd.drift.monitor import DriftMonitor, DriftUpdate, StreamState
+from anomalyd.drift.monitor import DriftMonitor, DriftUpdate, StreamState, restarts_streams
 from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
 from anomalyd.drift.rule import Comparison, Judgement, Side, compare
 from anomalyd.drift.summary import Stats
@@ -32,6 +32,7 @@ __all__ = [
     "ks_statistic",
     "psi",
     "psi_edges",
+    "restarts_streams",
     "step",
     "wasserstein",
 ]

@@ -26,6 +26,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 
 from anomalyd.config.drift import DriftSection
+from anomalyd.decide import alerts
 from anomalyd.domain import Alert, Event, format_time
 from anomalyd.drift import alerts as drift_alerts
 from anomalyd.drift.change import Detector, make_detector
@@ -103,9 +104,13 @@ class _Judged:
 class DriftMonitor:
     """Drift statistics, verdicts and episodes for the streams this worker owns."""
 
-    def __init__(self, config: DriftSection, external_url: str) -> None:
+    def __init__(
+        self, config: DriftSection, external_url: str, *, config_version: str | None = None
+    ) -> None:
+        """`config_version`, if given, is the `config_version` annotation of its alerts."""
         self._config = config
         self._external_url = external_url
+        self._version = config_version
         self._globs = tuple(config.streams)
         self._streams: dict[str, StreamState] = {}
         #: Reports dropped because their window had closed (also in each record's `late`).
@@ -176,6 +181,53 @@ class DriftMonitor:
         for name, state in self._streams.items():
             self._close(name, state, state.windows.close_all(), update, closed_by="flush")
         return update
+
+    # --- a new config ---------------------------------------------------------------------------
+
+    def reconfigure(
+        self, config: DriftSection, *, now: float, config_version: str | None = None
+    ) -> list[Alert]:
+        """Adopt a new drift config; returns the drift alerts it resolves (ended at `now`).
+
+        Thresholds, `min_count`, `confirm_windows`, `stable_windows`, `psi_bins` and the
+        limits apply from the next window closed; `grace` at once; `sample_size` and `seed`
+        to windows opened from now. Each stream keeps its windows, references and episode
+        unless the windows or the reference change shape (`window`, `reference`,
+        `rolling_windows`, `pinned_start`, `change_detector`): then every stream starts
+        afresh, as at first sight. A stream no longer matching `streams` is dropped. A
+        firing alert of a stream dropped or started afresh, or whose `alertname` or
+        `severity` changed, is resolved (the episode goes on, silently, if kept).
+        """
+        old, self._config = self._config, config
+        self._globs, self._version = tuple(config.streams), config_version
+        reset = restarts_streams(old, config)
+        renamed = (config.alertname, config.severity) != (old.alertname, old.severity)
+        ended = []
+        for name, state in list(self._streams.items()):
+            drop = reset or not _matches(name, self._globs)
+            if state.alert is not None and (drop or renamed):
+                ended.append(self._resolved(state.alert, now))
+                state.alert = None
+            if drop:
+                del self._streams[name]
+            else:
+                state.windows.grace = config.grace
+        return ended
+
+    def resolve_all(self, now: float, *, config_version: str | None = None) -> list[Alert]:
+        """Resolve every firing drift alert: drift monitoring is being turned off by the
+        config of `config_version`."""
+        self._version = config_version
+        ended = []
+        for state in self._streams.values():
+            if state.alert is not None:
+                ended.append(self._resolved(state.alert, now))
+                state.alert = None
+        return ended
+
+    def _resolved(self, alert: Alert, now: float) -> Alert:
+        ended = alerts.resolved(alert, ends_at=max(now, alert.starts_at))
+        return alerts.with_version(ended, self._version)
 
     # --- what the rest of the daemon asks -------------------------------------------------------
 
@@ -363,14 +415,15 @@ class DriftMonitor:
         start: float,
     ) -> Alert | None:
         if change is Change.OPENED and since is not None:
-            state.alert = drift_alerts.episode_alert(
+            fired = drift_alerts.episode_alert(
                 records, state.labels, since, self._config, self._external_url
             )
+            state.alert = alerts.with_version(fired, self._version)
             return state.alert
         if change is Change.CLOSED and state.alert is not None:
             ended = drift_alerts.episode_resolved(state.alert, start + self._config.window)
             state.alert = None
-            return ended
+            return alerts.with_version(ended, self._version)
         return None
 
 
@@ -391,6 +444,22 @@ def _with_field(header: WindowRecord, item: _Judged) -> WindowRecord:
         comparison=item.comparison,
         change_detected=slot.change,
         score_change_detected=slot.score_change,
+    )
+
+
+def restarts_streams(old: DriftSection, new: DriftSection) -> bool:
+    """Whether moving from `old` to `new` starts every stream's drift state afresh: the
+    settings its windows and references are built with changed."""
+    return _shape(old) != _shape(new)
+
+
+def _shape(config: DriftSection) -> tuple[object, ...]:
+    return (
+        config.window,
+        config.reference,
+        config.rolling_windows,
+        config.pinned_start,
+        config.change_detector,
     )
 
 

@@ -6,6 +6,12 @@ is, so tests drive it with a manual clock, and the worker with the system clock.
 The dispatcher holds the latest state of each alert once; every group that holds it
 shares that state. When a resolved alert has left every group, `on_forget` is told (the
 worker then deletes it from its persisted copy).
+
+A config reload swaps the routing tree and the pipeline (`reconfigure`): no alert is
+lost; each is routed again. A group whose route is unchanged (same place in the tree,
+same matchers and receiver) keeps its alerts and its timer; an alert that now belongs
+elsewhere moves to its new group, which flushes as a group rebuilt after a restart
+does; a flush under way ends on the old pipeline.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from anomalyd.notify.nflog import NotificationLog
 from anomalyd.notify.notification import Notifier
 from anomalyd.notify.pipeline import FlushContext, MultiStage, Stage
 from anomalyd.notify.retry import RetryStage
-from anomalyd.notify.route import RouteNode, group_labels, match_routes
+from anomalyd.notify.route import RouteNode, group_labels, match_routes, walk
 from anomalyd.notify.silence import Silences, SilenceStage
 
 _log = structlog.get_logger(__name__)
@@ -68,11 +74,13 @@ def build_pipeline(
 
 @dataclass(frozen=True, slots=True)
 class PendingFlush:
-    """A flush that has begun: the group, its alerts as they were, and the time stamped."""
+    """A flush that has begun: the group, its alerts as they were, the time stamped, and
+    the pipeline of the config in force then (a reload does not change a flush midway)."""
 
     group: AggregationGroup
     snapshot: dict[str, Held]
     now: float
+    pipeline: Stage
 
 
 class Dispatcher:
@@ -113,6 +121,55 @@ class Dispatcher:
             current = self._index.get(item.alert.fingerprint)
             if current is None or is_newer(item.alert, current.alert):
                 created.extend(self._place(item, lambda route: math.inf))
+        self._schedule_rebuilt(created, now)
+
+    def reconfigure(self, root: RouteNode, pipeline: Stage, now: float) -> None:
+        """Route every held alert through a new tree, and flush through a new pipeline."""
+        self._root, self._pipeline = root, pipeline
+        nodes = {node.path: node for node in walk(root)}
+        for group in list(self._groups.values()):
+            node = nodes.get(group.route.path)
+            if node is not None and (node.key, node.receiver) == (group.route.key, group.receiver):
+                group.route = node  # new timings; same group key, so dedup carries on
+            else:
+                self._retire(group)
+        created: list[AggregationGroup] = []
+        for held in list(self._index.values()):
+            created.extend(self._reroute(held))
+        self._schedule_rebuilt(created, now)
+
+    def clear(self) -> None:
+        """Let go of every group and alert (no receiver is left to deliver to)."""
+        for group in list(self._groups.values()):
+            self._retire(group)
+        self._index.clear()
+        self._holders.clear()
+
+    def _retire(self, group: AggregationGroup) -> None:
+        """Take a group whose route is gone out of the dispatcher; its alerts stay held."""
+        for fp in list(group.alerts):
+            self._unhold(group, fp)
+        del self._groups[group.id]
+        self._metrics.groups.labels(group.receiver).dec()
+
+    def _reroute(self, held: Held) -> list[AggregationGroup]:
+        """Move an alert out of the groups its routes no longer lead to, into the new ones."""
+        labels = held.alert.labels
+        wanted = {group_id(r, group_labels(r, labels)) for r in match_routes(self._root, labels)}
+        for gid in self._holders.get(held.alert.fingerprint, set()) - wanted:
+            group = self._groups[gid]
+            self._unhold(group, held.alert.fingerprint)
+            self._discard_if_empty(group)
+        return self._place(held, lambda route: math.inf)
+
+    def _unhold(self, group: AggregationGroup, fp: str) -> None:
+        del group.alerts[fp]
+        self._metrics.queued_alerts.labels(group.receiver).dec()
+        self._holders[fp].discard(group.id)
+
+    def _schedule_rebuilt(self, created: list[AggregationGroup], now: float) -> None:
+        """New groups of alerts that were already held flush as after a restart: a
+        group_interval after their last notification, or a group_wait after they came."""
         for group in created:
             entry = self._log.get(group.receiver, group.key)
             oldest = min(h.received_at for h in group.alerts.values())
@@ -163,7 +220,7 @@ class Dispatcher:
     def take_due(self, now: float) -> list[PendingFlush]:
         """Begin the flush of every group that is due."""
         return [
-            PendingFlush(group, group.start_flush(now), now)
+            PendingFlush(group, group.start_flush(now), now, self._pipeline)
             for group in self._groups.values()
             if group.is_due(now)
         ]
@@ -186,7 +243,7 @@ class Dispatcher:
             repeat_interval=group.route.repeat_interval,
         )
         try:
-            ctx, sent = await self._pipeline.exec(ctx, group.sorted_alerts(pending.snapshot))
+            ctx, sent = await pending.pipeline.exec(ctx, group.sorted_alerts(pending.snapshot))
         except Exception:
             log.exception("group_flush_failed", retry_in=group.route.group_interval)
             group.end_flush(pending.snapshot, delivered=False)

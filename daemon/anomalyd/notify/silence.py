@@ -52,6 +52,10 @@ class Silences:
         self._configured = {silence.stable_id(): silence for silence in configured}
         self._created: dict[str, Silence] = {}
 
+    def reconfigure(self, configured: Sequence[Silence]) -> None:
+        """Replace the config's silences (a reload); the API's stay."""
+        self._configured = {silence.stable_id(): silence for silence in configured}
+
     def apply(self, silence_id: str, silence: Silence | None) -> None:
         """Take a silence created, updated or deleted through the API (here or elsewhere)."""
         if silence is None:

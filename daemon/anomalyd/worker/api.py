@@ -109,7 +109,7 @@ class SilenceApi:
 
     async def create(self, request: HttpRequest) -> dict[str, Any]:
         self._authorize(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         now = self._clock.now()
         silence_id = body.get("id")
         if silence_id is not None:
@@ -137,17 +137,7 @@ class SilenceApi:
         return {"silenceID": silence_id, "status": {"state": "expired"}}
 
     def _authorize(self, request: HttpRequest) -> None:
-        if self._token is None:
-            raise ApiError(
-                403, "writing is disabled: set http.api_token (e.g. ${ANOMALYD_API_TOKEN})"
-            )
-        given = request.headers.get("Authorization", "")
-        scheme, _, credentials = given.partition(" ")
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode(), self._token
-        )
-        if not ok:
-            raise ApiError(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+        authorize(request, self._token)
 
     def _find(self, silence_id: str) -> Silence:
         silence = self._store.silences.get(silence_id)
@@ -166,7 +156,19 @@ class SilenceApi:
         return {**silence.to_api(), "status": {"state": silence_state(silence, now).value}}
 
 
-async def _json_body(request: HttpRequest) -> dict[str, Any]:
+def authorize(request: HttpRequest, token: bytes | None) -> None:
+    """The API's writes need `Authorization: Bearer <http.api_token>` (compared in constant
+    time): 401 without it or with another token; 403 when no token is configured."""
+    if token is None:
+        raise ApiError(403, "writing is disabled: set http.api_token (e.g. ${ANOMALYD_API_TOKEN})")
+    given = request.headers.get("Authorization", "")
+    scheme, _, credentials = given.partition(" ")
+    ok = scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token)
+    if not ok:
+        raise ApiError(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+
+
+async def json_body(request: HttpRequest) -> dict[str, Any]:
     raw = await request.read()
     if len(raw) > _MAX_BODY:
         raise ApiError(413, f"the body is larger than {_MAX_BODY} bytes")
@@ -175,7 +177,7 @@ async def _json_body(request: HttpRequest) -> dict[str, Any]:
     except orjson.JSONDecodeError as error:
         raise ApiError(400, f"the body is not JSON: {error}") from error
     if not isinstance(body, dict):
-        raise ApiError(400, "the body is a JSON object (a silence)")
+        raise ApiError(400, "the body is a JSON object")
     return body
 
 

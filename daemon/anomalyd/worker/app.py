@@ -6,6 +6,7 @@ the Runtime; the decisions live below it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -15,7 +16,9 @@ from prometheus_client import generate_latest
 
 from anomalyd.config import AnomalydConfig
 from anomalyd.worker.api import add_silence_pages
+from anomalyd.worker.api_status import Reloads, add_status_page
 from anomalyd.worker.delivery import Delivery
+from anomalyd.worker.feedback import add_feedback, publish_precision
 from anomalyd.worker.logs import logging_config
 from anomalyd.worker.runtime import Rejected, Runtime
 from anomalyd.worker.snapshots import SnapshotStore
@@ -39,6 +42,7 @@ def build_app(
     snapshots: SnapshotStore,
     *,
     data_dir: str,
+    reloads: Reloads | None = None,
 ) -> App:
     kafka = config.kafka
     session_timeout = kafka.effective_session_timeout
@@ -126,13 +130,19 @@ def build_app(
 
     delivery.connect(app, alerts.get_topic_name())
     add_silence_pages(app, delivery, config.http.api_token, delivery.clock)
+    add_feedback(app, config, runtime, delivery, snapshots)  # /api/alerts and the feedback topic
 
-    @app.timer(config.alerting.absence_check_interval)  # type: ignore[untyped-decorator]
+    @app.task  # type: ignore[untyped-decorator]
     async def tick() -> None:
-        await runtime.tick()
+        # Not @app.timer: the interval is read each round, so a config reload changes it.
+        while not app.should_stop:
+            await app.sleep(runtime.config.alerting.absence_check_interval)
+            if not app.should_stop:
+                await runtime.tick()
 
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name(), config.state.snapshot_interval)
     _add_pages(app, runtime)
+    add_status_page(app, runtime, reloads)
     return app
 
 
@@ -163,9 +173,19 @@ def _keep_state(
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def on_rebalanced(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Faust may report the rebalance done before the assignment handler has restored
+        # the streams' state, and ready means the state is back. Wait in a task of its own,
+        # so this handler never blocks whatever sends the assignment signal.
+        pending_ready.add(asyncio.ensure_future(mark_ready()))
+
+    pending_ready: set[asyncio.Future[None]] = set()
+
+    async def mark_ready() -> None:
+        await snapshots.restored.wait()
         runtime.ready = True
         runtime.metrics.ready.set(1)
         runtime.log_ready()
+        pending_ready.clear()
 
     @app.timer(interval)  # type: ignore[untyped-decorator]
     async def snapshot() -> None:
@@ -203,6 +223,7 @@ def _add_pages(app: App, runtime: Runtime) -> None:
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         runtime.metrics.streams.set(runtime.engine.stream_count)
+        publish_precision(runtime.engine, runtime.metrics)
         monitor = runtime.pipeline.drift
         if monitor is not None:
             runtime.metrics.drifting_streams.set(sum(map(monitor.is_drifting, monitor.streams())))

@@ -34,7 +34,7 @@ from anomalyd.notify.dispatch import Dispatcher, build_pipeline
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.pipeline import Stage
 from anomalyd.notify.retry import RetryStage
-from anomalyd.notify.route import build_tree
+from anomalyd.notify.route import RouteNode, build_tree
 from anomalyd.notify.silence import Silences
 from anomalyd.worker.notify_state import NotifyState, StateStore
 from anomalyd.worker.runtime import Sender
@@ -130,7 +130,37 @@ class Delivery(Service):
         if self._session is not None:
             await self._session.close()
 
+    def reconfigure(self, config: AnomalydConfig) -> None:
+        """Adopt a reloaded config's receivers, routes, inhibition, config silences and
+        retry policy. Alerts held in groups stay held and are routed again (see
+        `Dispatcher.reconfigure`); a flush under way finishes with what it started with."""
+        self.config = config
+        self.silences.reconfigure(config.silences)
+        if self._session is None:  # not started yet: on_start builds from this config
+            return
+        routing = self._routing(self._session)
+        if routing is None:
+            if self._dispatcher is not None:
+                self._dispatcher.clear()
+            self._dispatcher = None
+        elif self._dispatcher is None:
+            self._dispatcher = self._new_dispatcher(*routing)
+            owned = [held for held in self.notify_state.held.values() if held.shard in self._owned]
+            self._dispatcher.restore(owned, self.clock.now())
+        else:
+            self._dispatcher.reconfigure(*routing, self.clock.now())
+        self._wake.set()
+
     def _build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher | None:
+        routing = self._routing(session)
+        return self._new_dispatcher(*routing) if routing is not None else None
+
+    def _new_dispatcher(self, root: RouteNode, pipeline: Stage) -> Dispatcher:
+        nflog = self.notify_state.nflog
+        return Dispatcher(root, pipeline, nflog, self.metrics, on_forget=self.notify_state.forget)
+
+    def _routing(self, session: aiohttp.ClientSession) -> tuple[RouteNode, Stage] | None:
+        """The routing tree and the flush pipeline of the current config."""
         route = self.config.route or default_route([r.name for r in self.config.receivers])
         if route is None:
             _log.warning("no_receivers", detail="alerts are not delivered anywhere")
@@ -142,11 +172,10 @@ class Delivery(Service):
             return RetryStage(deliver, policy, self.clock, self._dead_letter, self.metrics)
 
         inhibitor = Inhibitor(self.config.inhibit_rules, self._inhibition_sources)
-        nflog = self.notify_state.nflog
-        pipeline = build_pipeline(inhibitor, self.silences, nflog, retry, notifiers)
-        return Dispatcher(
-            build_tree(route), pipeline, nflog, self.metrics, on_forget=self.notify_state.forget
+        pipeline = build_pipeline(
+            inhibitor, self.silences, self.notify_state.nflog, retry, notifiers
         )
+        return build_tree(route), pipeline
 
     # -- alerts in ----------------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 """Run the worker: one owner for the lifecycle of the broker (when embedded),
-the runtime's resources and the Faust app. Faust's Worker handles SIGINT/SIGTERM."""
+the runtime's resources and the Faust app. Faust's Worker handles SIGINT/SIGTERM;
+the config reloader handles SIGHUP."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import faust
 import structlog
@@ -14,6 +18,7 @@ from anomalyd.worker.app import build_app, by_stream_topic_name, state_topic_nam
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import configure_logging
+from anomalyd.worker.reload import ConfigReloader
 from anomalyd.worker.runtime import Runtime
 from anomalyd.worker.snapshots import SnapshotStore
 
@@ -43,8 +48,9 @@ def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
     return dict.fromkeys(names, config.kafka.partitions)
 
 
-def run_worker(config: AnomalydConfig) -> int:
-    """Run until SIGINT/SIGTERM; returns the process exit code."""
+def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | None = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code. With `config_path` (the
+    file `config` was loaded from), SIGHUP and changes of the file reload it."""
     logging_config = configure_logging(config.app.log_level)
     clock, metrics = SystemClock(), Metrics()
     runtime = Runtime(config, clock, metrics)
@@ -52,8 +58,16 @@ def run_worker(config: AnomalydConfig) -> int:
     snapshots = SnapshotStore(
         runtime.engine, config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
     )
-    app = build_app(config, runtime, delivery, snapshots, data_dir=config.app.data_dir)
+    reloader = None
+    if config_path is not None:
+        reloader = ConfigReloader(config_path, config, runtime, delivery, clock, metrics)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reloader handles it
+    app = build_app(
+        config, runtime, delivery, snapshots, data_dir=config.app.data_dir, reloads=reloader
+    )
     services: list[Service] = [runtime, delivery, snapshots]
+    if reloader is not None:
+        services.append(reloader)
     if config.kafka.is_embedded:
         services.insert(0, EmbeddedBrokerService(config))
     _log.info(

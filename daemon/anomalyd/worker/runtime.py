@@ -13,10 +13,13 @@ from mode import Service
 
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
+from anomalyd.decide.reconcile import model_shape
 from anomalyd.domain import Alert, Event
+from anomalyd.drift import restarts_streams
 from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
+from anomalyd.worker.alert_index import AlertIndex
 
 _log = structlog.get_logger(__name__)
 
@@ -40,16 +43,25 @@ class Runtime(Service):
         self.metrics = metrics
         self.pipeline = Pipeline(config)
         self.engine = self.pipeline.engine
-        self.limits = Limits(
-            max_event_bytes=config.ingest.max_event_bytes,
-            max_labels=config.ingest.max_labels,
-            max_fields=config.ingest.max_fields,
-        )
+        self.limits = _limits(config)
+        self.metrics.set_config_version(self.pipeline.version)
         self.ready = False
         #: The most recent closed drift windows of all streams, for /api/drift?stream=NAME
         #: (bounded: the full history is on the drift topic).
         self.drift_history: deque[dict[str, object]] = deque(maxlen=2000)
         self._stream_partitions: dict[str, int] = {}
+        #: What this worker emitted, for /api/alerts and feedback.
+        self.alerts = AlertIndex()
+
+    async def reconfigure(self, config: AnomalydConfig) -> None:
+        """Adopt a reloaded config's detection sections and ingest limits, keeping what
+        the streams learned (`Pipeline.reconfigure`); publish the alerts it resolves."""
+        before, self.config = self.config, config
+        _log_rebuilds(before, config, self.engine.stream_count)
+        self.limits = _limits(config)
+        ended = self.pipeline.reconfigure(config, now=self.clock.now())
+        self.metrics.set_config_version(self.pipeline.version)
+        await self._publish(Outcome(alerts=ended))
 
     def log_ready(self) -> None:
         _log.info("worker_ready", streams=self.engine.stream_count)
@@ -112,6 +124,11 @@ class Runtime(Service):
         )
         key = alert.labels.get("alertname", alert.fingerprint).encode()
         await self._send_alert(key, orjson.dumps(alert.to_json()), [])
+        self.alerts.add(alert)
+
+    def partition_of(self, stream: str) -> int | None:
+        """The by-stream partition this worker judges the stream from, if it does."""
+        return self._stream_partitions.get(stream)
 
     def streams_in(self, partitions: Iterable[int]) -> list[str]:
         wanted = set(partitions)
@@ -121,6 +138,36 @@ class Runtime(Service):
         """After a rebalance took partitions away, drop the state of their streams."""
         gone = self.streams_in(partitions)
         self.pipeline.forget(gone)
+        self.alerts.forget(set(gone))
         for stream in gone:
             del self._stream_partitions[stream]
         self.metrics.streams.set(self.engine.stream_count)
+
+
+def _limits(config: AnomalydConfig) -> Limits:
+    ingest = config.ingest
+    return Limits(
+        max_event_bytes=ingest.max_event_bytes,
+        max_labels=ingest.max_labels,
+        max_fields=ingest.max_fields,
+    )
+
+
+def _log_rebuilds(before: AnomalydConfig, after: AnomalydConfig, streams: int) -> None:
+    """Say so when a reload costs learned state: models relearn, drift windows restart."""
+    if model_shape(before.model) != model_shape(after.model):
+        _log.warning(
+            "models_rebuilt",
+            streams=streams,
+            detector=after.model.detector,
+            window=after.model.window,
+            seasonality=after.model.seasonality,
+            detail="detector, window or seasonality changed: every model relearns and warms up",
+        )
+    old, new = before.drift, after.drift
+    if old.enabled and (not new.enabled or restarts_streams(old, new)):
+        _log.warning(
+            "drift_state_reset",
+            enabled=new.enabled,
+            detail="window, reference or change_detector changed: drift windows start afresh",
+        )

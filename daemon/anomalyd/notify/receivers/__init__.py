@@ -14,6 +14,7 @@ from anomalyd.config import (
     Receiver,
     WebhookReceiver,
 )
+from anomalyd.notify.links import FeedbackLinks, LinkingNotifier
 from anomalyd.notify.notification import Notifier
 from anomalyd.notify.receivers._http import parse_retry_after
 from anomalyd.notify.receivers.alertmanager import AlertmanagerNotifier, postable_alert
@@ -42,11 +43,16 @@ __all__ = [
 def build_notifiers(
     config: AnomalydConfig, session: aiohttp.ClientSession, clock: Clock
 ) -> list[Notifier]:
-    """One notifier per configured receiver, in config order."""
-    return [
-        build_notifier(receiver, config.app.external_url, session, clock)
-        for receiver in config.receivers
-    ]
+    """One notifier per configured receiver, in config order. With `http.feedback_secret`,
+    receivers that reach people (all but `log`) get each alert with its feedback links."""
+    links = FeedbackLinks.from_config(config)
+    notifiers = []
+    for receiver in config.receivers:
+        notifier = build_notifier(receiver, config.app.external_url, session, clock)
+        if links is not None and not isinstance(receiver, LogReceiver):
+            notifier = LinkingNotifier(notifier, links, clock)
+        notifiers.append(notifier)
+    return notifiers
 
 
 def build_notifier(

@@ -8,7 +8,10 @@ Templates see (snake_case, like the webhook payload): `receiver`, `status`
 (firing|resolved), `alerts`, `firing`, `resolved` (lists of alerts), `group_key`,
 `group_labels`, `common_labels`, `common_annotations`, `external_url`,
 `notification_id`. Each alert has `status`, `labels`, `annotations`, `starts_at`,
-`ends_at` (RFC 3339, or empty while firing), `generator_url`, `fingerprint`.
+`ends_at` (RFC 3339, or empty while firing), `generator_url`, `fingerprint`. With
+`http.feedback_secret` set, the annotations hold the feedback links
+`feedback_true_positive` and `feedback_false_positive` (`notify/links.py`); the default
+bodies show them as links rather than among the annotations.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ DEFAULT_SUBJECT = (
 )
 
 DEFAULT_TEXT = """\
-{% set _SHOWN = ["summary", "description"] %}
+{% set _SHOWN = ["summary", "description", "feedback_true_positive", "feedback_false_positive"] %}
 {{ firing|length }} firing, {{ resolved|length }} resolved ({{ receiver }})
 {% for alert in alerts %}
 
@@ -61,13 +64,18 @@ Annotations:
 {% if alert.generator_url %}
 Link: {{ alert.generator_url }}
 {% endif %}
+{% if alert.annotations.feedback_true_positive %}
+Was this alert right?
+  Yes: {{ alert.annotations.feedback_true_positive }}
+  No, a false positive: {{ alert.annotations.feedback_false_positive }}
+{% endif %}
 {% endfor %}
 
 Sent by anomalyd: {{ external_url }}
 """
 
 DEFAULT_HTML = """\
-{% set _SHOWN = ["summary", "description"] %}
+{% set _SHOWN = ["summary", "description", "feedback_true_positive", "feedback_false_positive"] %}
 <!DOCTYPE html>
 <html><body style="font-family: sans-serif; font-size: 14px;">
 <h2 style="margin: 0 0 8px 0;">{{ firing|length }} firing, {{ resolved|length }} resolved</h2>
@@ -92,6 +100,11 @@ DEFAULT_HTML = """\
 {% if alert.generator_url %}
 <tr><td colspan="2" style="padding: 6px;">
 <a href="{{ alert.generator_url }}">Open in anomalyd</a></td></tr>
+{% endif %}
+{% if alert.annotations.feedback_true_positive %}
+<tr><td colspan="2" style="padding: 6px;">Was this alert right?
+<a href="{{ alert.annotations.feedback_true_positive }}">Yes</a> &middot;
+<a href="{{ alert.annotations.feedback_false_positive }}">No, a false positive</a></td></tr>
 {% endif %}
 </table>
 {% endfor %}
