@@ -219,3 +219,9 @@ def received(httpserver: Any, path: str = "/hook") -> list[dict[str, Any]]:
     return [
         orjson.loads(request.get_data()) for request, _ in httpserver.log if request.path == path
     ]
+
+
+def webhook_receiver(httpserver: Any, name: str = "hook") -> dict[str, Any]:
+    """A webhook receiver named `name` on the test HTTP server at /`name`, answering 200."""
+    httpserver.expect_request(f"/{name}", method="POST").respond_with_data("ok")
+    return {"type": "webhook", "name": name, "url": httpserver.url_for(f"/{name}")}

@@ -12,7 +12,15 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from anomalyd.worker.broker import EmbeddedBroker
-from helpers import WorkerProcess, consume, eventually, produce, received, worker_config
+from helpers import (
+    WorkerProcess,
+    consume,
+    eventually,
+    produce,
+    received,
+    webhook_receiver,
+    worker_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +32,11 @@ def drift_alerts(httpserver: HTTPServer) -> list[dict[str, Any]]:
 async def test_a_mean_shift_is_reported_per_window_and_alerted_once(
     broker: EmbeddedBroker, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     path, config = worker_config(
         tmp_path,
         broker.bootstrap,
         rules=[],
-        receivers=[{"type": "webhook", "name": "hook", "url": httpserver.url_for("/hook")}],
+        receivers=[webhook_receiver(httpserver)],
         model={"mode": "shadow"},
         drift={"window": "60s", "grace": "0s", "min_count": 50, "severity": "critical"},
     )

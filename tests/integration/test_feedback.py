@@ -18,7 +18,15 @@ import yaml
 from pytest_httpserver import HTTPServer
 
 from anomalyd.worker.broker import EmbeddedBroker
-from helpers import WorkerProcess, consume, eventually, produce, received, worker_config
+from helpers import (
+    WorkerProcess,
+    consume,
+    eventually,
+    produce,
+    received,
+    webhook_receiver,
+    worker_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +74,11 @@ def metric(worker: WorkerProcess, line: str) -> bool:
 async def test_labels_move_the_streams_threshold(
     broker: EmbeddedBroker, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     path, config = worker_config(
         tmp_path,
         broker.bootstrap,
         rules=[],
-        receivers=[{"type": "webhook", "name": "hook", "url": httpserver.url_for("/hook")}],
+        receivers=[webhook_receiver(httpserver)],
         model={
             "mode": "model",
             "warmup": 150,

@@ -10,7 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from anomalyd.worker.broker import EmbeddedBroker
-from helpers import WorkerProcess, eventually, produce, received, worker_config
+from helpers import WorkerProcess, eventually, produce, received, webhook_receiver, worker_config
 
 pytestmark = pytest.mark.integration
 
@@ -18,12 +18,11 @@ pytestmark = pytest.mark.integration
 async def test_a_restarted_worker_resumes_the_model_where_it_stopped(
     broker: EmbeddedBroker, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     path, config = worker_config(
         tmp_path,
         broker.bootstrap,
         rules=[],
-        receivers=[{"type": "webhook", "name": "hook", "url": httpserver.url_for("/hook")}],
+        receivers=[webhook_receiver(httpserver)],
         # The model alone may page, and only once it has learned 150 points.
         model={"mode": "model", "warmup": 150, "threshold": 0.5},
         state={"snapshot_interval": "1h"},  # only the shutdown flush can save the state
