@@ -17,7 +17,9 @@ def plot(
     windows: Sequence[tuple[float, float]] = (),
     stream: str | None = None,
 ) -> str:
-    """Write a PNG (or SVG/PDF, by suffix) for `stream` (default: the first); returns the stream."""
+    """Write a PNG (or SVG/PDF, by suffix) for `stream` (default: the first): its values,
+    labelled windows (orange), drifting windows (blue), alerts fired, score and threshold.
+    Returns the stream."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -36,6 +38,15 @@ def plot(
                 color="#f4b183",
                 alpha=0.35,
             )
+    drifting = [r for r in result.drift if r.stream == stream and r.status.value == "drifting"]
+    for record in drifting:  # windows inside a confirmed drift episode
+        top.axvspan(
+            datetime.fromtimestamp(record.start, UTC),
+            datetime.fromtimestamp(record.end, UTC),
+            color="#9dc3e6",
+            alpha=0.35,
+            label="drifting" if record is drifting[0] else None,
+        )
     fired = [
         a
         for a in result.alerts
