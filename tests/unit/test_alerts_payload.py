@@ -10,9 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anomalyd.config.routing import Route
 from anomalyd.decide.alerts import alert_url, fingerprint, firing, render_summary, resolved
 from anomalyd.domain import ZERO_TIME, Alert, AlertStatus, format_time, parse_time
-from anomalyd.notify.payload import group_key, webhook_payload
+from anomalyd.notify.notification import Notification
+from anomalyd.notify.payload import notification_payload
+from anomalyd.notify.route import build_tree, group_key, group_labels
 
 URL = "http://anomalyd.test:6066"
 T0 = 1_700_000_000.0
@@ -259,7 +262,20 @@ def test_from_json_defaults() -> None:
     ],
 )
 def test_group_key(labels: dict[str, str], expected: str) -> None:
-    assert group_key(labels) == expected
+    assert group_key(build_tree(Route(receiver="team")), labels) == expected
+
+
+def webhook_payload(
+    receiver: str,
+    alerts: list[Alert],
+    url: str,
+    group_by: tuple[str, ...] = ("alertname", "stream"),
+) -> dict[str, Any]:
+    """The v4 body for `alerts` grouped on a root route with `group_by`, as delivery builds it."""
+    node = build_tree(Route(receiver=receiver, group_by=list(group_by)))
+    labels = group_labels(node, alerts[0].labels) if alerts else {}
+    notification = Notification(receiver, group_key(node, labels), labels, tuple(alerts), "id")
+    return notification_payload(notification, url)
 
 
 def test_payload_shape() -> None:

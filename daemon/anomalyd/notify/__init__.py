@@ -7,7 +7,7 @@ The pipeline, as in Alertmanager: dispatch (route, group) -> inhibit -> silence 
 from anomalyd.notify.dedup import notification_id
 from anomalyd.notify.dispatch import Dispatcher
 from anomalyd.notify.notification import Notification, Notifier
-from anomalyd.notify.payload import webhook_payload
+from anomalyd.notify.payload import notification_payload
 from anomalyd.notify.receivers import (
     AlertmanagerNotifier,
     EmailNotifier,
@@ -31,6 +31,6 @@ __all__ = [
     "WebhookNotifier",
     "build_notifiers",
     "notification_id",
+    "notification_payload",
     "parse_retry_after",
-    "webhook_payload",
 ]

@@ -5,49 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from anomalyd.domain import Alert, AlertStatus
+from anomalyd.domain import AlertStatus
 from anomalyd.notify.notification import Notification
-
-#: Labels that make up a notification group until routing's `group_by` arrives.
-DEFAULT_GROUP_BY = ("alertname", "stream")
-
-
-def group_key(group_labels: Mapping[str, str]) -> str:
-    """Alertmanager's shape: `{}:{name="value", ...}` (route path, then group labels),
-    values quoted as Go's %q does, so a quote in a label cannot break the key."""
-    inner = ", ".join(f"{name}={_go_quote(group_labels[name])}" for name in sorted(group_labels))
-    return f"{{}}:{{{inner}}}"
-
-
-def _go_quote(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def webhook_payload(
-    receiver: str,
-    alerts: Sequence[Alert],
-    external_url: str,
-    group_by: Sequence[str] = DEFAULT_GROUP_BY,
-) -> dict[str, Any]:
-    """The v4 body for one group of alerts sent to one receiver."""
-    if not alerts:
-        raise ValueError("a notification carries at least one alert")
-    group_labels = {name: alerts[0].labels[name] for name in group_by if name in alerts[0].labels}
-    firing = any(alert.status is AlertStatus.FIRING for alert in alerts)
-    return {
-        "version": "4",
-        "groupKey": group_key(group_labels),
-        "truncatedAlerts": 0,
-        "status": AlertStatus.FIRING.value if firing else AlertStatus.RESOLVED.value,
-        "receiver": receiver,
-        "groupLabels": group_labels,
-        "commonLabels": _common([alert.labels for alert in alerts]),
-        "commonAnnotations": _common([alert.annotations for alert in alerts]),
-        "externalURL": external_url,
-        "alerts": [alert.to_json() for alert in alerts],
-    }
 
 
 def notification_payload(

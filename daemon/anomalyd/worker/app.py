@@ -20,7 +20,7 @@ from anomalyd.worker.api_status import Reloads, add_status_page
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.feedback import add_feedback, publish_precision
 from anomalyd.worker.logs import logging_config
-from anomalyd.worker.runtime import Rejected, Runtime
+from anomalyd.worker.runtime import Rejected, Runtime, Sender
 from anomalyd.worker.snapshots import SnapshotStore
 from anomalyd.worker.transport import App
 
@@ -75,17 +75,8 @@ def build_app(
     alerts_dlq = app.topic(topics.alerts_dlq)
     drift = app.topic(topics.drift)
 
-    async def send_alert(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await alerts.send(key=key, value=value, headers=headers)
-
-    async def send_alert_dlq(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await alerts_dlq.send(key=key, value=value, headers=headers)
-
-    async def send_drift(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await drift.send(key=key, value=value, headers=headers)
-
-    runtime.attach(send_alert=send_alert, send_drift=send_drift)
-    delivery.attach(send_alert_dlq=send_alert_dlq)
+    runtime.attach(send_alert=_sender(alerts), send_drift=_sender(drift))
+    delivery.attach(send_alert_dlq=_sender(alerts_dlq))
 
     @app.agent(events, name="ingest")
     async def ingest(stream: Any) -> None:
@@ -144,6 +135,15 @@ def build_app(
     _add_pages(app, runtime)
     add_status_page(app, runtime, reloads)
     return app
+
+
+def _sender(topic: Any) -> Sender:
+    """Send bytes to one of the app's topics, as the runtime and delivery expect."""
+
+    async def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await topic.send(key=key, value=value, headers=headers)
+
+    return send
 
 
 def _keep_state(

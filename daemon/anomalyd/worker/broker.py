@@ -306,8 +306,11 @@ class EmbeddedBroker:
         await self.stop()
 
 
-async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
-    """Create each topic with its partition count (replication 1); existing ones are kept.
+async def ensure_topics(
+    bootstrap: str, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+) -> None:
+    """Create each topic with its partition count (replication 1) and topic `config`
+    (e.g. `{"cleanup.policy": "compact"}`); existing ones are kept.
 
     Raises the broker's KafkaError for any failure other than "already exists".
     """
@@ -316,7 +319,11 @@ async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        requests = [NewTopic(name, partitions, 1) for name, partitions in topics.items()]
+        settings = dict(config or {})
+        requests = [
+            NewTopic(name, partitions, 1, topic_configs=settings)
+            for name, partitions in topics.items()
+        ]
         response = await admin.create_topics(requests)
         existing = _check_created(response.topic_errors)
         if existing:

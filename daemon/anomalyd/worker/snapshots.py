@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
 from anomalyd.decide import Engine
-from anomalyd.worker.statelog import ensure_compacted
+from anomalyd.worker.statelog import caught_up, ensure_compacted
 
 _log = structlog.get_logger(__name__)
 
@@ -122,7 +122,7 @@ class SnapshotStore(Service):
     ) -> dict[str, bytes]:
         latest: dict[str, bytes] = {}
         deadline = time.monotonic() + self._read_timeout
-        while not await _caught_up(consumer, ends):
+        while not await caught_up(consumer, ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"state topic {self.topic} not read to its end in {self._read_timeout:g}s"
@@ -142,10 +142,3 @@ class SnapshotStore(Service):
         if self._producer is None:
             raise RuntimeError("the snapshot store has not started")
         return self._producer
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True

@@ -23,8 +23,8 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from anomalyd.worker.broker import ensure_topics
 
 _log = structlog.get_logger(__name__)
 
@@ -43,21 +43,16 @@ async def ensure_compacted(
     bootstrap: Sequence[str], names: Sequence[str], partitions: int = 1
 ) -> None:
     """Create the topics, compacted, with `partitions` each, unless they exist already."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=list(bootstrap))
-    await admin.start()
-    try:
-        config = {"cleanup.policy": "compact"}
-        response = await admin.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=config) for name in names]
-        )
-        for name, code, *rest in response.topic_errors:
-            error = for_code(int(code)) if int(code) else None
-            if error is None:
-                _log.info("state_topic_created", topic=str(name))
-            elif error is not TopicAlreadyExistsError:
-                raise error(f"creating topic {name!r} failed: {rest[0] if rest else code}")
-    finally:
-        await admin.close()
+    topics = dict.fromkeys(names, partitions)
+    await ensure_topics(",".join(bootstrap), topics, {"cleanup.policy": "compact"})
+
+
+async def caught_up(consumer: AIOKafkaConsumer, ends: Mapping[Any, int]) -> bool:
+    """Whether the consumer's position has reached `ends` on every partition."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 class StateLog:
@@ -118,7 +113,7 @@ class StateLog:
         partitions = await self._assignment(consumer, deadline)
         ends: dict[Any, int] = await consumer.end_offsets(list(partitions))
         async with self._progress:
-            while not await self._reached(consumer, ends):
+            while not await caught_up(consumer, ends):
                 self._raise_if_failed()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -136,13 +131,6 @@ class StateLog:
             if time.monotonic() > deadline:
                 raise StateLogError(f"no partitions assigned for {sorted(self._handlers)}")
             await asyncio.sleep(_IDLE_WAIT_MS / 1000)
-
-    @staticmethod
-    async def _reached(consumer: AIOKafkaConsumer, ends: Mapping[Any, int]) -> bool:
-        for tp, end in ends.items():
-            if await consumer.position(tp) < end:
-                return False
-        return True
 
     async def _follow_topics(self) -> None:
         consumer = self._require_consumer()
