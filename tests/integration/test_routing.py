@@ -15,7 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from anomalyd.worker.broker import EmbeddedBroker
-from helpers import WorkerProcess, eventually, produce, received, worker_config
+from helpers import WorkerProcess, eventually, produce, received, webhook_receiver, worker_config
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,6 @@ WARNING = {
     "severity": "warning",
     "streams": ["search.*"],
 }
-
-
-def hook(httpserver: HTTPServer, name: str) -> dict[str, Any]:
-    return {"type": "webhook", "name": name, "url": httpserver.url_for(f"/{name}")}
 
 
 def alerts_in(payload: dict[str, Any]) -> list[tuple[str, str]]:
@@ -87,8 +83,6 @@ def start(
 async def test_critical_alerts_page_and_the_rest_go_to_tickets(
     broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/pager", method="POST").respond_with_data("ok")
-    httpserver.expect_request("/tickets", method="POST").respond_with_data("ok")
     route = {
         "receiver": "tickets",
         "group_by": ["alertname", "stream"],
@@ -100,7 +94,7 @@ async def test_critical_alerts_page_and_the_rest_go_to_tickets(
         tmp_path,
         broker.bootstrap,
         rules=[CRITICAL, WARNING],
-        receivers=[hook(httpserver, "pager"), hook(httpserver, "tickets")],
+        receivers=[webhook_receiver(httpserver, "pager"), webhook_receiver(httpserver, "tickets")],
         route=route,
     )
     worker = start(workers, path, config, tmp_path)
@@ -124,13 +118,12 @@ async def test_critical_alerts_page_and_the_rest_go_to_tickets(
 async def test_a_group_of_three_alerts_arrives_in_one_payload_after_group_wait(
     broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/oncall", method="POST").respond_with_data("ok")
     route = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "2s"}
     path, config = worker_config(
         tmp_path,
         broker.bootstrap,
         rules=[CRITICAL],
-        receivers=[hook(httpserver, "oncall")],
+        receivers=[webhook_receiver(httpserver, "oncall")],
         route=route,
     )
     worker = start(workers, path, config, tmp_path)
@@ -157,7 +150,6 @@ async def test_a_group_of_three_alerts_arrives_in_one_payload_after_group_wait(
 async def test_a_silence_from_the_api_mutes_and_what_was_notified_still_resolves(
     broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/oncall", method="POST").respond_with_data("ok")
     route = {
         "receiver": "oncall",
         "group_by": ["alertname", "stream"],
@@ -168,7 +160,7 @@ async def test_a_silence_from_the_api_mutes_and_what_was_notified_still_resolves
         tmp_path,
         broker.bootstrap,
         rules=[CRITICAL],
-        receivers=[hook(httpserver, "oncall")],
+        receivers=[webhook_receiver(httpserver, "oncall")],
         route=route,
         http={"api_token": TOKEN},
     )
@@ -233,7 +225,10 @@ async def test_writes_are_refused_without_a_configured_token(
     broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
     path, config = worker_config(
-        tmp_path, broker.bootstrap, rules=[CRITICAL], receivers=[hook(httpserver, "oncall")]
+        tmp_path,
+        broker.bootstrap,
+        rules=[CRITICAL],
+        receivers=[webhook_receiver(httpserver, "oncall")],
     )
     worker = start(workers, path, config, tmp_path)
     await worker.wait_ready()
@@ -247,7 +242,6 @@ async def test_writes_are_refused_without_a_configured_token(
 async def test_a_worker_restart_in_the_middle_of_a_group_does_not_page_again(
     broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/oncall", method="POST").respond_with_data("ok")
     route = {
         "receiver": "oncall",
         "group_by": ["alertname"],
@@ -258,7 +252,7 @@ async def test_a_worker_restart_in_the_middle_of_a_group_does_not_page_again(
         tmp_path,
         broker.bootstrap,
         rules=[CRITICAL],
-        receivers=[hook(httpserver, "oncall")],
+        receivers=[webhook_receiver(httpserver, "oncall")],
         route=route,
     )
     worker = start(workers, path, config, tmp_path)

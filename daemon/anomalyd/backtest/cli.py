@@ -43,7 +43,9 @@ def run(config: AnomalydConfig, args: argparse.Namespace) -> int:
     limits = Limits(
         config.ingest.max_event_bytes, config.ingest.max_labels, config.ingest.max_fields
     )
-    rows = with_progress(read_events(args.input, limits), count_rows(args.input))
+    # Counting rows reads the file once more: only worth it when a progress bar can show.
+    total = count_rows(args.input) if sys.stderr.isatty() else 0
+    rows = with_progress(read_events(args.input, limits), total)
     started = time.perf_counter()
     result = backtest(config, rows)
     elapsed = time.perf_counter() - started
