@@ -19,6 +19,16 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.rekeyed = Counter(
+            "anomalyd_events_rekeyed",
+            "Valid events that took the re-key hop through the by-stream topic, by why: "
+            "their key is not the stream name (key), they sit in another partition than "
+            "the stream's (partition), or the events topic is partitioned unlike the "
+            "internal topics (topic). Events keyed by stream with Kafka's default "
+            "partitioner skip the hop.",
+            ["reason"],
+            registry=r,
+        )
         self.alerts = Counter(
             "anomalyd_alerts", "Alert state changes emitted.", ["status", "detector"], registry=r
         )

@@ -40,17 +40,25 @@ from helpers import WorkerProcess, consume, eventually, worker_config
 _COUNT = re.compile(rb"^anomalyd_event_latency_seconds_count (\S+)$", re.M)
 
 
+#: Seconds between two events of one stream: a metric scraped every 10 s.
+CADENCE = 10.0
+
+
 def corpus(events: int, streams: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Gaussian noise per stream with a spike every 5,000 events, in time order."""
+    """Gaussian noise per stream, one event per stream every `CADENCE` seconds, with a
+    spike every 5,000 events, in time order (drift windows close as they would live:
+    a record per stream every 5 minutes, not one per event)."""
     rng = random.Random(seed)
-    start = time.time() - events  # in the past, one second per event
+    rounds = events // streams + 1
+    start = time.time() - rounds * CADENCE  # in the past
     rows = []
     for i in range(events):
         stream = f"svc{i % streams}.latency_ms"
+        ts = start + (i // streams) * CADENCE + (i % streams) * CADENCE / streams
         value = 100.0 + rng.gauss(0, 5)
         if i % 5000 == 4999:
             value = 1000.0
-        rows.append({"stream": stream, "ts": start + i, "value": value})
+        rows.append({"stream": stream, "ts": ts, "value": value})
     return rows
 
 

@@ -251,8 +251,21 @@ def test_window_stats_are_those_of_the_window() -> None:
     assert stats.mean == pytest.approx(values.mean())
     assert stats.std == pytest.approx(values.std(ddof=1))
     assert (stats.min, stats.max) == (values.min(), values.max())
+    # Beyond the reservoir's K = 512 values the quantiles are a uniform sample's: within
+    # 4 standard errors, sqrt(q (1 - q) / K) / density at the quantile, of the truth.
     for got, q in ((stats.p50, 0.5), (stats.p95, 0.95), (stats.p99, 0.99)):
-        assert got == pytest.approx(np.quantile(values, q), abs=0.3)  # P² estimates
+        truth = np.quantile(values, q)
+        density = np.exp(-(((truth - 10) / 3) ** 2) / 2) / (3 * np.sqrt(2 * np.pi))
+        assert got == pytest.approx(truth, abs=4 * np.sqrt(q * (1 - q) / 512) / density)
+
+
+def test_window_quantiles_are_exact_up_to_the_sample_size() -> None:
+    values = np.random.default_rng(17).normal(10, 3, 500)
+    (update,) = feed(monitor(sample_size=512), [values])
+    stats = update.records[0].stats
+    assert stats is not None
+    for got, q in ((stats.p50, 0.5), (stats.p95, 0.95), (stats.p99, 0.99)):
+        assert got == pytest.approx(np.quantile(values, q))
 
 
 # --- streams, state, replay ---------------------------------------------------------------------

@@ -163,7 +163,8 @@ class DriftMonitor:
             state = self._streams.get(name)
             if state is not None:
                 closed = state.windows.close_due(watermark)
-                self._close(name, state, closed, update, closed_by="watermark")
+                if closed:
+                    self._close(name, state, closed, update, closed_by="watermark")
         return update
 
     def close_idle(self, now: float) -> DriftUpdate:
@@ -373,7 +374,8 @@ class DriftMonitor:
 
     def _judge_field(self, state: StreamState, name: str, slot: _FieldWindow) -> _Judged:
         config = self._config
-        side = Side(slot.summary.stats(), slot.summary.sample.sorted())
+        sample = slot.summary.sample.sorted()
+        side = Side(slot.summary.stats(sample), sample)
         reference = state.fields[name].reference.view()
         if side.stats.count < config.min_count:
             return _Judged(name, slot, side, Judgement.TOO_FEW_EVENTS, None, reference)

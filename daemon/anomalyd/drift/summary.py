@@ -1,10 +1,11 @@
 """Per-window statistics of one field: moments, extremes, quantiles and a sample.
 
 Everything is streaming and bounded: Welford's mean and variance, the min and
-max, three P² quantile estimators (river.stats.Quantile: five markers each,
-exact for the first five values, then an estimate), and a reservoir of at most
-K values for the distribution distances. Memory per field and window is the
-reservoir's `8 * K` bytes plus about 1 KB of fixed state, whatever the count.
+max, and a reservoir of at most K values, from which the distribution distances
+and the quantiles come when the window closes (exact up to K values, a uniform
+sample's estimate beyond). Per-event P² estimators cost three times what all the
+rest of a window's bookkeeping does, for estimates no better than the sample's.
+Memory per field and window is the reservoir's `8 * K` bytes plus a few words.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from river import stats as river_stats
 
 from anomalyd.drift.sample import FloatArray, Reservoir
 
@@ -51,7 +51,7 @@ class Stats:
 class Summary:
     """Accumulates one field's values in one window."""
 
-    __slots__ = ("_m2", "_max", "_mean", "_min", "_quantiles", "count", "sample")
+    __slots__ = ("_m2", "_max", "_mean", "_min", "count", "sample")
 
     def __init__(self, sample_size: int, seed: int) -> None:
         self.count = 0
@@ -59,7 +59,6 @@ class Summary:
         self._m2 = 0.0
         self._min = math.inf
         self._max = -math.inf
-        self._quantiles = [river_stats.Quantile(q) for q in QUANTILES]
         self.sample = Reservoir(sample_size, seed)
 
     def add(self, value: float) -> None:
@@ -71,13 +70,11 @@ class Summary:
             self._min = value
         if value > self._max:
             self._max = value
-        for quantile in self._quantiles:
-            quantile.update(value)
         self.sample.add(value)
 
-    def stats(self) -> Stats:
-        """Only for a window that saw at least one value."""
-        p50, p95, p99 = (_estimate(q) for q in self._quantiles)
+    def stats(self, sample: FloatArray) -> Stats:
+        """Only for a window that saw at least one value; `sample` is `self.sample.sorted()`."""
+        p50, p95, p99 = _quantiles(sample)
         return Stats(
             count=self.count,
             mean=self._mean,
@@ -102,7 +99,7 @@ def pooled(parts: Sequence[Stats], sample: FloatArray) -> Stats:
     count = sum(p.count for p in parts)
     mean = sum(p.count * p.mean for p in parts) / count
     m2 = sum(p.std**2 * (p.count - 1) + p.count * (p.mean - mean) ** 2 for p in parts)
-    p50, p95, p99 = (float(v) for v in np.quantile(sample, QUANTILES))
+    p50, p95, p99 = _quantiles(sample)
     return Stats(
         count=count,
         mean=mean,
@@ -115,9 +112,9 @@ def pooled(parts: Sequence[Stats], sample: FloatArray) -> Stats:
     )
 
 
-def _estimate(quantile: river_stats.Quantile) -> float:
-    value = quantile.get()  # None only before the first value, and a window has one
-    return math.nan if value is None else float(value)
+def _quantiles(sample: FloatArray) -> tuple[float, float, float]:
+    p50, p95, p99 = (float(v) for v in np.quantile(sample, QUANTILES))
+    return p50, p95, p99
 
 
 def _std(m2: float, count: int) -> float:

@@ -1,7 +1,8 @@
 """The Faust app: topics, agents, the absence timer and the HTTP endpoints.
 
-Only this package knows Faust. Each agent is a loop that hands its message to
-the Runtime; the decisions live below it.
+Only this package knows Faust. Events are consumed a fetched batch at a time
+(`flow.py` through the `batching.py` consumer extension); alerts by an agent that
+hands each to delivery. The decisions live below them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from anomalyd.worker.api import add_silence_pages
 from anomalyd.worker.api_status import Reloads, add_status_page
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.feedback import add_feedback, publish_precision
+from anomalyd.worker.flow import EventFlow
 from anomalyd.worker.logs import logging_config
-from anomalyd.worker.runtime import Rejected, Runtime, Sender
+from anomalyd.worker.runtime import Runtime, Sender
 from anomalyd.worker.snapshots import SnapshotStore
 from anomalyd.worker.transport import App
 
@@ -78,40 +80,17 @@ def build_app(
     runtime.attach(send_alert=_sender(alerts), send_drift=_sender(drift))
     delivery.attach(send_alert_dlq=_sender(alerts_dlq))
 
-    @app.agent(events, name="ingest")
-    async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            verdict = runtime.validate(message.value, message.timestamp)
-            if isinstance(verdict, Rejected):
-                await events_dlq.send(
-                    key=message.key,
-                    value=message.value,
-                    headers=[
-                        ("reason", f"{verdict.code}: {verdict.detail}".encode()),
-                        (
-                            "source",
-                            f"{message.topic}/{message.partition}/{message.offset}".encode(),
-                        ),
-                    ],
-                )
-                continue
-            # Re-key by the stream name (the producer's key is not trusted for routing).
-            await by_stream.send(
-                key=verdict.stream.encode(), value=message.value, timestamp=message.timestamp
-            )
-
-    @app.agent(by_stream, name="detect")
-    async def detect(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            if not snapshots.restored.is_set():  # never judge a stream before its state is back
-                await snapshots.restored.wait()
-            verdict = runtime.decode(message.value, message.timestamp)
-            if isinstance(verdict, Rejected):  # validated once already: only a bug lands here
-                raise RuntimeError(f"an event passed ingest but not detect: {verdict.detail}")
-            await runtime.judge(verdict, message.partition, message.timestamp)
-            snapshots.mark(verdict.stream, message.partition)
+    flow = EventFlow(
+        runtime,
+        snapshots,
+        partitions=kafka.partitions,
+        events_partitions=lambda: app.consumer.topic_partitions(topics.events),
+        generation=lambda: app.consumer_generation_id,
+        send_dead=events_dlq.send,
+        send_rekeyed=by_stream.send,
+    )
+    app.consume_in_batches(events, flow.on_events)
+    app.consume_in_batches(by_stream, flow.on_by_stream)
 
     @app.agent(alerts, name="notify")
     async def notify(stream: Any) -> None:

@@ -61,7 +61,7 @@ class Runtime(Service):
         self.limits = _limits(config)
         ended = self.pipeline.reconfigure(config, now=self.clock.now())
         self.metrics.set_config_version(self.pipeline.version)
-        await self._publish(Outcome(alerts=ended))
+        await self.publish(Outcome(alerts=ended))
 
     def log_ready(self) -> None:
         _log.info("worker_ready", streams=self.engine.stream_count)
@@ -71,12 +71,7 @@ class Runtime(Service):
         self._send_alert = send_alert
         self._send_drift = send_drift
 
-    # -- ingest ---------------------------------------------------------------
-
-    def validate(self, raw: bytes | None, broker_ts: float | None) -> Event | Rejected:
-        """Decode and validate an incoming event (counted once, here, at ingest)."""
-        self.metrics.events.inc()
-        return self.decode(raw, broker_ts)
+    # -- ingest, detect and decide ---------------------------------------------
 
     def decode(self, raw: bytes | None, broker_ts: float | None) -> Event | Rejected:
         try:
@@ -86,20 +81,24 @@ class Runtime(Service):
             _log.warning("event_rejected", reason=invalid.code, detail=invalid.detail)
             return Rejected(invalid.code, invalid.detail)
 
-    # -- detect and decide ----------------------------------------------------
-
-    async def judge(self, event: Event, partition: int, broker_ts: float | None) -> None:
+    def score(
+        self, event: Event, partition: int, broker_ts: float | None, now: float, into: Outcome
+    ) -> None:
+        """Judge one event (no I/O); what it changes goes into `into`, published by the
+        caller once per batch."""
         self._stream_partitions[event.stream] = partition
-        outcome = self.pipeline.process(event, now=self.clock.now())
+        outcome = self.pipeline.process(event, now=now)
         if broker_ts is not None:
-            self.metrics.event_latency.observe(max(0.0, self.clock.now() - broker_ts))
-        await self._publish(outcome)
+            self.metrics.event_latency.observe(max(0.0, now - broker_ts))
+        into.alerts.extend(outcome.alerts)
+        into.drift.extend(outcome.drift)
 
     async def tick(self) -> None:
         """On a timer: absence alerts, and drift windows of streams that went quiet."""
-        await self._publish(self.pipeline.tick(self.clock.now()))
+        await self.publish(self.pipeline.tick(self.clock.now()))
 
-    async def _publish(self, outcome: Outcome) -> None:
+    async def publish(self, outcome: Outcome) -> None:
+        """Send an outcome's alerts and closed drift windows to their topics."""
         for alert in outcome.alerts:
             await self.emit(alert)
         for record in outcome.drift:

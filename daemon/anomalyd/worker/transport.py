@@ -1,9 +1,12 @@
-"""A Faust transport extension: the consumer's fetch wait becomes configurable.
+"""Faust transport extensions, registered through `App` (not a fork of Faust):
 
-Faust 0.15 hard-codes `fetch_max_wait_ms=1500` when it builds the aiokafka
-consumer. A broker that holds a fetch for the full wait even when data is
-waiting (the embedded one does) then adds up to 1.5 s to every event's
-latency. Everything else (offsets, rebalancing, acks) stays Faust's own.
+- the consumer's fetch wait becomes configurable. Faust 0.15 hard-codes
+  `fetch_max_wait_ms=1500` when it builds the aiokafka consumer; a broker that holds
+  a fetch for the full wait even when data is waiting (the embedded one does) then
+  adds up to 1.5 s to every event's latency;
+- chosen topics are consumed a fetched batch at a time (`batching.py`).
+
+Everything else (offsets, rebalancing, acks) stays Faust's own.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TopicT
+
+from anomalyd.worker.batching import BatchHandler, BatchingConsumer
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -22,7 +28,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class _Consumer(BatchingConsumer, faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -32,11 +38,25 @@ class Transport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    """faust.App whose Kafka consumer uses `fetch_max_wait_ms`."""
+    """faust.App whose Kafka consumer uses `fetch_max_wait_ms` and can hand whole
+    fetched batches to a handler (`consume_in_batches`)."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 500, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        #: topic name -> handler of its fetched batches, one partition at a time.
+        self.batch_handlers: dict[str, BatchHandler] = {}
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    def consume_in_batches(self, topic: TopicT, handler: BatchHandler) -> None:
+        """Subscribe to `topic` (through the Conductor, as an agent would) and hand its
+        records to `handler` a partition's fetched batch at a time, acked once it returns."""
+        for name in topic.topics:
+            self.batch_handlers[name] = handler
+        self.topics.add(topic)
+
+        @self.task  # type: ignore[untyped-decorator]
+        async def declare() -> None:  # as a stream declares its topic when it starts
+            await topic.maybe_declare()
