@@ -64,12 +64,15 @@ class Pipeline:
     def process(self, event: Event, now: float) -> Outcome:
         judgement = self.engine.process(event, now)
         outcome = Outcome(judgement.verdicts, judgement.alerts)
-        if self.drift is not None:
-            self.drift.observe(event, now, {v.field: v.model_score for v in judgement.verdicts})
+        drift = self.drift
+        if drift is not None:
+            drift.observe(event, now, {v.field: v.model_score for v in judgement.verdicts})
             for alert in judgement.alerts:
                 if alert.status is AlertStatus.FIRING:
-                    self.drift.record_alert(event.stream, event.ts, now)
-            outcome.add_drift(self.drift.close_due(event.ts, event.stream))
+                    drift.record_alert(event.stream, event.ts, now)
+            closed = drift.close_due(event.ts, event.stream)
+            if closed:
+                outcome.add_drift(closed)
         return outcome
 
     def tick(self, now: float) -> Outcome:

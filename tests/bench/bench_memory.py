@@ -2,10 +2,11 @@
 
     make bench-memory
 
-Each measurement runs in a fresh process: the engine with the default config
-(and, at 1k streams, each detector kind) is fed K events on each of N streams;
-(RSS after - RSS before) / N is the cost of one stream's state: rule memory,
-features, model, calibration and alert life cycles. Also the size of one
+Each measurement runs in a fresh process: the pipeline (engine and drift monitor)
+with the default config (and, at 1k streams, each detector kind) is fed K events
+on each of N streams; (RSS after - RSS before) / N is the cost of one stream's
+state: rule memory, features, model, calibration, alert life cycles and drift
+windows. Also the size of one
 stream's snapshot (what a restart or rebalance moves).
 """
 
@@ -26,66 +27,74 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * 4096
 
 
-def measure(streams: int, events: int, detector: str) -> dict[str, object]:
-    """Runs in the child process."""
+def measure(streams: int, events: int, detector: str, cadence: float) -> dict[str, object]:
+    """Runs in the child process: the whole pipeline, engine and drift monitor."""
     from anomalyd.config import load_config
-    from anomalyd.decide import Engine
     from anomalyd.domain import VALUE_FIELD, Event
+    from anomalyd.pipeline import Pipeline
 
     config = load_config(
         REPO / "config" / "anomalyd.yaml", overrides=[f"model.detector={detector}"]
     )
-    engine = Engine(config.rules, config.model, config.app.external_url)
+    pipeline = Pipeline(config)
     rng = random.Random(1)
     names = [f"stream.{i}" for i in range(streams)]
     values = [rng.gauss(100.0, 5.0) for _ in range(1000)]
     before = _rss_bytes()
     for k in range(events):
+        ts = 1e9 + cadence * k
         for i, name in enumerate(names):
-            engine.process(Event(name, 1e9 + 60.0 * k, {VALUE_FIELD: values[(i + k) % 1000]}), 1e9)
+            pipeline.process(Event(name, ts, {VALUE_FIELD: values[(i + k) % 1000]}), ts)
     after = _rss_bytes()
-    snapshot = engine.snapshot(names[0]) or b""
+    snapshot = pipeline.engine.snapshot(names[0]) or b""
     return {
         "detector": detector,
         "streams": streams,
+        "events_per_stream": events,
         "bytes_per_stream": round((after - before) / streams),
         "snapshot_bytes": len(snapshot),
     }
+
+
+def run(events: int = 3) -> list[dict[str, object]]:
+    """Fresh streams (`events` each, a minute apart) at 1k/10k/100k streams and per
+    detector; then streams in steady state: 1,500 events a second apart, so each has a
+    warm model and a full drift reference (four closed 5-minute windows' samples)."""
+    plan = [(n, events, "robust", 60.0) for n in (1_000, 10_000, 100_000)]
+    plan += [(1_000, events, kind, 60.0) for kind in ("gaussian", "sad", "hst")]
+    plan += [(1_000, 1_500, "robust", 1.0)]
+    results = []
+    for streams, count, detector, cadence in plan:
+        child = [str(streams), str(count), detector, str(cadence)]
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", *child],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        results.append(json.loads(out.stdout))
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=3, help="events per stream")
-    parser.add_argument("--child", nargs=2, metavar=("STREAMS", "DETECTOR"), help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, default=3, help="events per fresh stream")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(int(args.child[0]), args.events, args.child[1])))
+        streams, events, detector, cadence = args.child
+        print(json.dumps(measure(int(streams), int(events), detector, float(cadence))))
         return
-    plan = [(n, "robust") for n in (1_000, 10_000, 100_000)]
-    plan += [(1_000, kind) for kind in ("gaussian", "sad", "hst")]
-    results = []
-    for streams, detector in plan:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--events",
-                str(args.events),
-                "--child",
-                str(streams),
-                detector,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        results.append(json.loads(out.stdout))
-    print(f"{'detector':<10} {'streams':>8} {'KB/stream':>10} {'snapshot B':>11}")
+    results = run(args.events)
+    print(f"{'detector':<10} {'streams':>8} {'events':>7} {'KB/stream':>10} {'snapshot B':>11}")
     for r in results:
         kb = int(r["bytes_per_stream"]) / 1024  # type: ignore[call-overload]
-        print(f"{r['detector']:<10} {r['streams']:>8} {kb:>10.1f} {r['snapshot_bytes']:>11}")
+        print(
+            f"{r['detector']:<10} {r['streams']:>8} {r['events_per_stream']:>7}"
+            f" {kb:>10.1f} {r['snapshot_bytes']:>11}"
+        )
     print(json.dumps(results))
 
 

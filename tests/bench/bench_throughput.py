@@ -8,7 +8,10 @@ turn on the same corpus:
 - peer: a stock Faust agent + a River HalfSpaceTrees per stream (tests/bench/faust_peer.py);
 - anomalyd in `rules` mode and in the default mode: a real worker process, timed from
   its first event scored to its last (the count of `anomalyd_event_latency_seconds`);
-  and its start-up: process start to first event scored.
+  and its start-up: process start to first event scored;
+
+then latency at 2k events/s (`bench_latency.py`) and memory per stream at 1k/10k/100k
+streams (`bench_memory.py`).
 
 Also checks that the worker's alerts on the corpus are the ones `backtest` finds
 (speed must not change results). Prints a table and one JSON line.
@@ -28,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_latency
+import bench_memory
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -197,6 +202,9 @@ async def main(events: int, streams: int) -> dict[str, Any]:
                 results[f"anomalyd_{mode}"] = await anomalyd(
                     broker.bootstrap, rows, mode, Path(tmp)
                 )
+    # Each on a broker of its own, one after the other: nothing else runs meanwhile.
+    results["latency"] = await bench_latency.main(rate=2000, streams=200, seconds=15)
+    results["memory"] = bench_memory.run()
     return results
 
 
@@ -222,6 +230,19 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"{name:42} {rate:>10,.0f} {1e6 / rate:>9.1f} {rate / ceiling_rate:>9.3f}"
             f" {start:>10} {same:>10}"
+        )
+    latency = results["latency"]
+    print(
+        f"\nat {latency['background_rate']:,.0f} events/s (default config, group_wait 0):"
+        f" event->verdict p99 <= {latency['verdict_ms_p99_at_most']:g} ms (histogram bucket),"
+        f" event->webhook p50 {latency['latency_ms_p50']} ms, p99 {latency['latency_ms_p99']} ms;"
+        f" start-up to first alert {latency['startup_to_first_alert_s']} s"
+    )
+    print(f"\n{'memory (RSS)':<14} {'streams':>8} {'events':>7} {'KB/stream':>10}")
+    for row in results["memory"]:
+        kb = row["bytes_per_stream"] / 1024
+        print(
+            f"{row['detector']:<14} {row['streams']:>8} {row['events_per_stream']:>7} {kb:>10.1f}"
         )
     print(json.dumps(results))
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -86,6 +87,42 @@ async def test_spike_is_pushed_to_the_webhook_then_resolved(
     assert status == 200
     assert b'anomalyd_alerts_total{detector="rules",status="firing"} 1.0' in metrics
     assert b'anomalyd_deliveries_total{outcome="ok",receiver="oncall"} 2.0' in metrics
+
+
+async def test_events_keyed_otherwise_are_rekeyed_by_stream_and_counted(
+    broker: EmbeddedBroker, httpserver: HTTPServer, worker_factory: Any
+) -> None:
+    """A producer keying by tenant, not stream: the events take the by-stream hop (so one
+    worker still judges each stream, in order) and the metric says why; events keyed by
+    their stream are judged where they are."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    worker = worker_factory(broker.bootstrap, rules=[SPIKE_RULE], receivers=[webhook(httpserver)])
+    await worker.wait_ready()
+    topic = worker.config["topics"]["events"]
+    by_tenant = series("checkout.latency_ms", [230, 241, 1250, 236])
+    keyed = series("search.latency_ms", [120, 118, 900])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for event in by_tenant:
+            await producer.send_and_wait(topic, orjson.dumps(event), key=b"tenant-7")
+        for event in keyed:
+            await producer.send_and_wait(topic, orjson.dumps(event), key=event["stream"].encode())
+    finally:
+        await producer.stop()
+
+    payloads = await eventually(
+        lambda: len(received(httpserver)) >= 3 and received(httpserver), what="3 webhooks"
+    )
+    streams = {(p["status"], p["groupLabels"]["stream"]) for p in payloads}
+    assert streams == {
+        ("firing", "checkout.latency_ms"),
+        ("resolved", "checkout.latency_ms"),
+        ("firing", "search.latency_ms"),
+    }
+    metrics = worker.get("/metrics")[1]
+    assert b'anomalyd_events_rekeyed_total{reason="key"} 4.0' in metrics
+    assert b'reason="partition"' not in metrics
 
 
 async def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_goes_on(

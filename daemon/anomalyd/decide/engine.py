@@ -81,9 +81,14 @@ class Engine:
         if stream is None:
             stream = self._streams[event.stream] = self._new_stream(event.stream, now)
         stream.last_seen = now
-        stream.labels = dict(event.labels)
+        if stream.labels != event.labels:  # nearly always equal: copy only on change
+            stream.labels = dict(event.labels)
         stream.events += 1
-        changed = [self._resolved(a, now) for a in map(_end_absence, stream.absences) if a]
+        changed = (
+            [self._resolved(a, now) for a in map(_end_absence, stream.absences) if a]
+            if stream.absences
+            else []
+        )
         verdicts = [
             self._judge_field(event, stream, field, value, changed)
             for field, value in event.values.items()

@@ -10,7 +10,8 @@ hysteresis. Absence is not here: it is a question about time, not about a value
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from river import stats
@@ -20,12 +21,23 @@ from anomalyd.config import AboveRule, BelowRule, RateOfChangeRule, ValueRule, Z
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One rule's opinion of one point."""
+    """One rule's opinion of one point. Its words are only formatted when asked for (an
+    alert fires): every point is checked, few fire, and formatting costs more than the
+    check itself."""
 
     violated: bool
     value: float
-    expected: str  # the normal range, for the alert's annotations
-    reason: str  # what was seen, for humans
+    describe: Callable[[], tuple[str, str]] = field(compare=False, repr=False)
+
+    @property
+    def expected(self) -> str:
+        """The normal range, for the alert's annotations."""
+        return self.describe()[0]
+
+    @property
+    def reason(self) -> str:
+        """What was seen, for humans."""
+        return self.describe()[1]
 
 
 class ValueCheck(Protocol):
@@ -43,7 +55,9 @@ class AboveCheck:
     def check(self, value: float, ts: float, active: bool) -> Check:
         limit = self._clear if active else self._threshold
         return Check(
-            value > limit, value, f"<= {_fmt(limit)}", f"{_fmt(value)} is above {_fmt(limit)}"
+            value > limit,
+            value,
+            lambda: (f"<= {_fmt(limit)}", f"{_fmt(value)} is above {_fmt(limit)}"),
         )
 
 
@@ -57,7 +71,9 @@ class BelowCheck:
     def check(self, value: float, ts: float, active: bool) -> Check:
         limit = self._clear if active else self._threshold
         return Check(
-            value < limit, value, f">= {_fmt(limit)}", f"{_fmt(value)} is below {_fmt(limit)}"
+            value < limit,
+            value,
+            lambda: (f">= {_fmt(limit)}", f"{_fmt(value)} is below {_fmt(limit)}"),
         )
 
 
@@ -77,11 +93,14 @@ class RateOfChangeCheck:
             return None  # no rate without an earlier point in time
         rate = (value - previous[0]) / (ts - previous[1])
         violated = _beyond(rate, self._max_rate, self._direction)
+        limit = self._max_rate
         return Check(
             violated,
             value,
-            f"rate within ±{_fmt(self._max_rate)}/s",
-            f"changed at {_fmt(rate)}/s (limit {_fmt(self._max_rate)}/s)",
+            lambda: (
+                f"rate within ±{_fmt(limit)}/s",
+                f"changed at {_fmt(rate)}/s (limit {_fmt(limit)}/s)",
+            ),
         )
 
 
@@ -115,12 +134,12 @@ class ZScoreCheck:
         if std <= 1e-12 * max(1.0, abs(mean)):
             return None  # a constant series has no scale to measure against
         z = (value - mean) / std
-        low, high = mean - self._threshold * std, mean + self._threshold * std
+        limit = self._threshold
+        low, high = mean - limit * std, mean + limit * std
         return Check(
-            _beyond(z, self._threshold, self._direction),
+            _beyond(z, limit, self._direction),
             value,
-            f"{_fmt(low)} .. {_fmt(high)}",
-            f"z-score {z:.2f} (limit {_fmt(self._threshold)})",
+            lambda: (f"{_fmt(low)} .. {_fmt(high)}", f"z-score {z:.2f} (limit {_fmt(limit)})"),
         )
 
 

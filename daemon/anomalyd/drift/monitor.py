@@ -124,20 +124,24 @@ class DriftMonitor:
         self, event: Event, now: float, scores: Mapping[str, float | None] | None = None
     ) -> None:
         """Add a valid event (arrived at `now`) and, per field, its model score if any."""
-        state = self._state(event.stream, event.ts, now)
+        # Every event comes through here: plain comparisons and one lookup per step.
+        stream, ts = event.stream, event.ts
+        state = self._streams.get(stream) or self._state(stream, ts, now)
         if state is None:
             return
-        state.max_ts = max(state.max_ts, event.ts)
-        state.first_ts = min(state.first_ts, event.ts)
+        if ts > state.max_ts:
+            state.max_ts = ts
+        elif ts < state.first_ts:
+            state.first_ts = ts
         state.last_arrival = now
         state.labels = event.labels
-        window = self._window(event.stream, state, event.ts)
+        window = self._window(stream, state, ts)
         if window is None:
             return
         window.events += 1
         for name, value in event.values.items():
             score = scores.get(name) if scores is not None else None
-            self._add(event.stream, state, window, name, value, score)
+            self._add(stream, state, window, name, value, score)
 
     def record_invalid(self, stream: str, ts: float, now: float) -> None:
         """Count an invalid event of `stream` (at event or broker time `ts`)."""

@@ -133,6 +133,28 @@ async def wait_until_ready(bootstrap: str, deadline_s: float) -> None:
         await asyncio.sleep(_POLL_INTERVAL_S)
 
 
+async def wait_for_broker(
+    bootstrap: Sequence[str], *, first_delay: float = 0.5, max_delay: float = 10.0
+) -> None:
+    """Wait, as long as it takes, until a broker of `bootstrap` answers a metadata request,
+    logging `broker_unavailable` while it does not. A worker that starts before its brokers
+    (a cluster restart, a node that boots faster) waits for them instead of exiting; it is
+    not ready meanwhile, and SIGTERM still stops it."""
+    joined = ",".join(bootstrap)
+    problem = await _answers_metadata(joined)
+    if problem is None:
+        return
+    loop = asyncio.get_running_loop()
+    began, delay, attempts = loop.time(), first_delay, 1
+    while problem is not None:
+        log.warning("broker_unavailable", bootstrap=joined, problem=problem, attempts=attempts)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+        attempts += 1
+        problem = await _answers_metadata(joined)
+    log.info("broker_available", bootstrap=joined, waited_s=round(loop.time() - began, 1))
+
+
 class EmbeddedBroker:
     """A Tansu broker run as a child process, or one found already listening."""
 

@@ -48,10 +48,34 @@ def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
     return dict.fromkeys(names, config.kafka.partitions)
 
 
+def data_dir_problem(path: str) -> str | None:
+    """Why the worker cannot use `path` as its data directory (creating it if needed), or
+    None. Nothing is written there: a full disk does not stop the worker, whose state
+    lives in Kafka."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        return error.strerror or repr(error)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
 def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code. With `config_path` (the
     file `config` was loaded from), SIGHUP and changes of the file reload it."""
     logging_config = configure_logging(config.app.log_level)
+    problem = data_dir_problem(config.app.data_dir)
+    if problem is not None:
+        # Faust keeps its table metadata there and fails on it deep inside its start-up,
+        # after the broker and the services started: say it first, plainly.
+        _log.error(
+            "data_dir_unusable",
+            path=config.app.data_dir,
+            problem=problem,
+            detail="app.data_dir must be a directory the worker can create and write",
+        )
+        return 1
     clock, metrics = SystemClock(), Metrics()
     runtime = Runtime(config, clock, metrics)
     delivery = Delivery(config, clock, metrics)

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
 from anomalyd.decide import Engine
+from anomalyd.worker.broker import wait_for_broker
 from anomalyd.worker.statelog import caught_up, ensure_compacted
 
 _log = structlog.get_logger(__name__)
@@ -53,6 +54,7 @@ class SnapshotStore(Service):
         self.restored = asyncio.Event()
 
     async def on_start(self) -> None:
+        await wait_for_broker(self._bootstrap)
         await ensure_compacted(self._bootstrap, [self.topic], self._partitions)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap, enable_idempotence=False

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from anomalyd.worker.broker import ensure_topics
+from anomalyd.worker.broker import ensure_topics, wait_for_broker
 
 _log = structlog.get_logger(__name__)
 
@@ -71,7 +71,9 @@ class StateLog:
         self._failure: BaseException | None = None
 
     async def start(self) -> None:
-        """Create the topics if needed, read each to its end, then follow them."""
+        """Wait for the brokers, create the topics if needed, read each to its end, then
+        follow them."""
+        await wait_for_broker(self._bootstrap)
         await ensure_compacted(self._bootstrap, list(self._handlers))
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, linger_ms=0)
         self._consumer = AIOKafkaConsumer(
