@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from aiokafka import AIOKafkaProducer
 
 from anomalyd.domain import parse_time
@@ -74,6 +75,8 @@ async def main(rate: float, streams: int, seconds: float) -> dict[str, Any]:
                 rules=[rule],
                 receivers=[{"type": "webhook", "name": "bench", "url": receiver.url}],
             )
+            config["kafka"]["session_timeout"] = "2s"  # the embedded broker's default
+            path.write_text(yaml.safe_dump(config))
             topic = config["topics"]["events"]
             await ensure_topics(broker.bootstrap, {topic: 4})
             producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)

@@ -34,6 +34,7 @@ from typing import Any
 import bench_latency
 import bench_memory
 import orjson
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from anomalyd.backtest import backtest
@@ -130,6 +131,8 @@ async def anomalyd(
     path, config = worker_config(
         tmp / mode, bootstrap, rules=[rule], receivers=receivers, model={"mode": mode}
     )
+    config["kafka"]["session_timeout"] = "2s"  # what the embedded broker gets by default
+    path.write_text(yaml.safe_dump(config))
     await ensure_topics(bootstrap, dict.fromkeys(config["topics"].values(), 4))
     await produce_corpus(bootstrap, config["topics"]["events"], rows)
     worker = WorkerProcess(path, config, tmp / mode / "worker.log").start()

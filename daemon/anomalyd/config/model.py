@@ -93,8 +93,9 @@ class KafkaSection(_Strict):
 
     @property
     def effective_session_timeout(self) -> float:
-        # The embedded broker waits half the session timeout on group join.
-        default = 5.0 if self.is_embedded else 30.0
+        # The embedded broker holds a group join for half the session timeout (rounded
+        # up to a second); its heartbeats are loopback round trips, so 2 s is safe.
+        default = 2.0 if self.is_embedded else 30.0
         return self.session_timeout if self.session_timeout is not None else default
 
     @property

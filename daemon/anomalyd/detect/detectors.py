@@ -4,13 +4,14 @@
 `learn_one` learns a point the caller judged normal. Calibration to [0,1] is
 kept apart (`calibrate.py`), as River keeps thresholding apart from scoring.
 Each detector is seeded where it is random and picklable.
+
+River's `anomaly` package is imported when a detector that needs it is built:
+it pulls in scipy.stats, a second of start-up the default detector does not use.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
-
-from river import anomaly, compose, preprocessing
 
 from anomalyd.config import DetectorKind
 from anomalyd.features import Features
@@ -43,6 +44,8 @@ class HalfSpaceTreesDetector:
     """River's HalfSpaceTrees over the features, min-max scaled (about 1.25 MB a series)."""
 
     def __init__(self, seed: int, window: int) -> None:
+        from river import anomaly, compose, preprocessing
+
         self._model = compose.Pipeline(
             preprocessing.MinMaxScaler(),
             anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=min(window, 250), seed=seed),
@@ -60,6 +63,8 @@ class GaussianDetector:
     history. (Its windowed form can produce a negative rolling variance and then fails.)"""
 
     def __init__(self) -> None:
+        from river import anomaly
+
         self._model = anomaly.GaussianScorer(grace_period=30)
 
     def score_one(self, x: Features) -> float:
@@ -73,6 +78,8 @@ class SADDetector:
     """River's StandardAbsoluteDeviation: |value - mean| / std over all history."""
 
     def __init__(self) -> None:
+        from river import anomaly
+
         self._model = anomaly.StandardAbsoluteDeviation()
 
     def score_one(self, x: Features) -> float:

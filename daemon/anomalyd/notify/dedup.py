@@ -41,6 +41,7 @@ def notification_id(
     firing: Iterable[str],
     resolved: Iterable[str],
     after: float | None = None,
+    episode: float | None = None,
 ) -> str:
     """A deterministic id for the notification of these firing and resolved fingerprints
     to this receiver for this group: 32 hex digits of a SHA-256 (order does not matter).
@@ -49,9 +50,16 @@ def notification_id(
     or a redo after a crash, sees the same log entry and so sends the same id (receivers
     can drop the duplicate); a reminder sent after a recorded notification is a new
     message with a new id, so receivers that drop seen ids still get reminders.
+
+    `episode`, for a group the log holds nothing for, is when its firing alerts started.
+    Once a group is resolved and closed, its log entry is forgotten; without it the next
+    time the same alerts fire would repeat the id of the first time, and receivers that
+    drop seen ids would drop that page.
     """
-    content = orjson.dumps([receiver, group_key, sorted(set(firing)), sorted(set(resolved)), after])
-    return hashlib.sha256(content).hexdigest()[:32]
+    content = [receiver, group_key, sorted(set(firing)), sorted(set(resolved)), after]
+    if episode is not None:
+        content.append(episode)
+    return hashlib.sha256(orjson.dumps(content)).hexdigest()[:32]
 
 
 def needs_update(
@@ -105,7 +113,10 @@ def plan(
         timestamp=ctx.now,
     )
     after = entry.timestamp if entry is not None else None
-    notification = notification_id(ctx.receiver, ctx.group_key, firing, resolved, after)
+    episode = None
+    if entry is None:  # the group starts over: its first notification names the episode
+        episode = min((a.starts_at for a in send if a.status is AlertStatus.FIRING), default=None)
+    notification = notification_id(ctx.receiver, ctx.group_key, firing, resolved, after, episode)
     return Plan(send, new_entry, notification)
 
 
