@@ -23,17 +23,18 @@ from anomalyd.decide import alerts, annotate, feedback
 from anomalyd.decide.lifecycle import Timing, Transition
 from anomalyd.decide.reconcile import Target, model_shape, reconcile
 from anomalyd.decide.streams import Absence, ModelSeries, RuleSeries, StreamState, Tracked
-from anomalyd.detect import Check, ModelScore, SeriesModel, value_check
+from anomalyd.detect import ModelScore, SeriesModel, value_check
 from anomalyd.domain import VALUE_FIELD, Alert, Event, Verdict
 
 #: Bumped whenever the shape of StreamState changes, so old snapshots are not misread.
 _SNAPSHOT_VERSION = b"anomalyd-state-1\n"
 
 #: An alert's labels and annotations, computed only when it fires.
-_Described = tuple[dict[str, str], dict[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs five times as much to build, and one is built
+# per event on the hot path. Treat it as immutable all the same.
+@dataclass(slots=True)
 class Judgement:
     """The outcome of one event: a verdict per field, and the alerts that changed."""
 
@@ -211,21 +212,18 @@ class Engine:
                 continue
             if check.violated:
                 hits.append(series.rule.name)
-            if stream.rules_page:
+            if stream.rules_page and self._step(series.tracked, check.violated, event.ts, changed):
                 rule = series.rule
-
-                def describe(rule: Rule = rule, check: Check = check) -> _Described:
-                    labels = annotate.identity(
-                        rule.name,
-                        event.stream,
-                        rule.severity.value,
-                        annotate.RULES,
-                        field,
-                        stream.labels,
-                    )
-                    return labels, annotate.rule_annotations(rule, event.stream, field, check)
-
-                self._move(series.tracked, check.violated, event.ts, describe, changed)
+                labels = annotate.identity(
+                    rule.name,
+                    event.stream,
+                    rule.severity.value,
+                    annotate.RULES,
+                    field,
+                    stream.labels,
+                )
+                annotations = annotate.rule_annotations(rule, event.stream, field, check)
+                self._fire(series.tracked, labels, annotations, changed)
         return tuple(hits)
 
     def _apply_model(
@@ -247,9 +245,10 @@ class Engine:
         series.model.remember(value)
         # An untrusted (drifting) model does not page, and what it paged ends: it resolves.
         if stream.model_pages and scored.warm:
-            section, threshold = self._model, _model_threshold(stream, self._model)
-
-            def describe() -> _Described:
+            threshold = _model_threshold(stream, self._model)
+            violated = trusted and scored.score >= threshold
+            if self._step(series.tracked, violated, event.ts, changed):
+                section = self._model
                 labels = annotate.identity(
                     section.alertname,
                     event.stream,
@@ -258,36 +257,34 @@ class Engine:
                     field,
                     stream.labels,
                 )
-                return labels, annotate.model_annotations(
+                annotations = annotate.model_annotations(
                     section, event.stream, field, scored, threshold
                 )
-
-            self._move(
-                series.tracked, trusted and scored.score >= threshold, event.ts, describe, changed
-            )
+                self._fire(series.tracked, labels, annotations, changed)
         return scored
 
-    def _move(
-        self,
-        tracked: Tracked,
-        violated: bool,
-        ts: float,
-        describe: Callable[[], _Described],
-        changed: list[Alert],
-    ) -> None:
-        """Advance one alert's life cycle; describe the alert only when it fires."""
+    def _step(self, tracked: Tracked, violated: bool, ts: float, changed: list[Alert]) -> bool:
+        """Advance one alert's life cycle; True when it fires (the caller then describes
+        it: words are built for the few points that fire, not for every point)."""
         transition = tracked.step(violated, ts)
-        if transition is Transition.FIRED:
-            labels, annotations = describe()
-            drift = self._drift_status(labels["stream"])
-            if drift is not None:
-                annotations["drift"] = drift
-            fired = alerts.firing(labels, annotations, tracked.state.since, self._external_url)
-            tracked.alert = alerts.with_version(fired, self._version)
-            changed.append(tracked.alert)
-        elif transition is Transition.RESOLVED and tracked.alert is not None:
+        if transition is Transition.RESOLVED and tracked.alert is not None:
             changed.append(self._resolved(tracked.alert, ts))
             tracked.alert = None
+        return transition is Transition.FIRED
+
+    def _fire(
+        self,
+        tracked: Tracked,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        changed: list[Alert],
+    ) -> None:
+        drift = self._drift_status(labels["stream"])
+        if drift is not None:
+            annotations["drift"] = drift
+        fired = alerts.firing(labels, annotations, tracked.state.since, self._external_url)
+        tracked.alert = alerts.with_version(fired, self._version)
+        changed.append(tracked.alert)
 
     def _resolved(self, alert: Alert, ends_at: float) -> Alert:
         """The alert resolved, annotated with the config version that resolved it."""

@@ -29,19 +29,27 @@ class RobustEW:
         return (x - self.mean) / max(self.std, floor)
 
     def update(self, x: float) -> None:
-        self.count += 1
-        if self.count == 1:
+        # Called three times per event: locals and comparisons rather than properties
+        # and min/max calls (the same arithmetic).
+        count = self.count = self.count + 1
+        mean = self.mean
+        if count == 1:
             self.mean = x
             return
         # Early on, weigh points equally (plain running mean), then exponentially.
-        alpha = max(self._alpha, 1.0 / self.count)
-        std = self.std
-        if std > 0.0:
-            limit = self._clip * std
-            x = min(max(x, self.mean - limit), self.mean + limit)
-        diff = x - self.mean
-        self.mean += alpha * diff
-        self.var = (1.0 - alpha) * (self.var + alpha * diff * diff)
+        alpha = self._alpha
+        if 1.0 / count > alpha:
+            alpha = 1.0 / count
+        var = self.var
+        if var > 0.0:
+            limit = self._clip * math.sqrt(var)
+            if x > mean + limit:
+                x = mean + limit
+            elif x < mean - limit:
+                x = mean - limit
+        diff = x - mean
+        self.mean = mean + alpha * diff
+        self.var = (1.0 - alpha) * (var + alpha * diff * diff)
 
     def __getstate__(self) -> tuple[float, float, int, float, float]:
         return (self._alpha, self._clip, self.count, self.mean, self.var)

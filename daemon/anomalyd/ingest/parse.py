@@ -6,6 +6,7 @@ and a `detail` for humans; both go with the original bytes to the dead-letter to
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ RESERVED_LABELS = frozenset({"alertname", "stream", "severity", "detector", "fie
 MAX_LABEL_VALUE = 1024
 _KNOWN_KEYS = frozenset({"stream", "ts", "value", "fields", "labels"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object per call
 # Epoch numbers above this are milliseconds: 1e11 seconds is the year 5138.
 _MS_CUTOFF = 1e11
 # Accept event times from 1970 to 2200; anything else is a unit mistake.
@@ -81,12 +83,17 @@ def _stream(raw: Any) -> str:
         raise InvalidEvent("missing_stream", "the event has no 'stream'")
     if not isinstance(raw, str):
         raise InvalidEvent("bad_stream", f"'stream' must be a string, got {type(raw).__name__}")
-    if not STREAM_NAME.fullmatch(raw):
+    if not _valid_stream_name(raw):
         raise InvalidEvent(
             "bad_stream",
             "'stream' must be 1-200 of A-Z a-z 0-9 _ . : / - and not start with a symbol",
         )
     return raw
+
+
+@functools.lru_cache(maxsize=65536)  # a worker sees the same few names over and over
+def _valid_stream_name(name: str) -> bool:
+    return STREAM_NAME.fullmatch(name) is not None
 
 
 def _timestamp(raw: Any, default_ts: float | None) -> float:
@@ -96,7 +103,7 @@ def _timestamp(raw: Any, default_ts: float | None) -> float:
         return default_ts
     if isinstance(raw, bool):
         raise InvalidEvent("bad_ts", "'ts' must be ISO-8601 text or epoch seconds/milliseconds")
-    if isinstance(raw, int | float):
+    if isinstance(raw, _NUMBER):
         ts = _float(raw)
         if not math.isfinite(ts):
             raise InvalidEvent("bad_ts", "'ts' is not finite")
@@ -141,7 +148,7 @@ def _values(doc: dict[str, Any], limits: Limits) -> dict[str, float]:
 
 
 def _number(raw: Any, where: str) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
+    if isinstance(raw, bool) or not isinstance(raw, _NUMBER):
         raise InvalidEvent("bad_value", f"'{where}' must be a number, got {type(raw).__name__}")
     value = _float(raw)
     if not math.isfinite(value):

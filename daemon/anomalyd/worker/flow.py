@@ -9,13 +9,14 @@ topic and judged from there; how many, and why, is counted
 (`anomalyd_events_rekeyed_total`). Invalid events go to the dead-letter topic with
 their reason.
 
-A batch is judged without yielding to the event loop, so a rebalance (which runs
-between awaits) never sees half a batch; its alerts, drift windows, dead letters
-and re-keyed events are sent after it.
+A chunk of a batch is judged without yielding to the event loop, so a rebalance
+(which runs between awaits) never sees half a chunk; its alerts, drift windows,
+dead letters and re-keyed events are sent after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ from anomalyd.domain import Event
 from anomalyd.pipeline import Outcome
 from anomalyd.worker.runtime import Rejected, Runtime
 from anomalyd.worker.snapshots import SnapshotStore
+
+#: Records judged between two yields to the event loop (~20 ms of work).
+CHUNK = 1000
 
 
 @dataclass(slots=True)
@@ -61,11 +65,31 @@ class EventFlow:
 
     async def on_events(self, tp: TP, records: Sequence[Any]) -> None:
         """The events topic: validate, judge what sits in its stream's partition."""
-        runtime = self._runtime
-        runtime.metrics.events.inc(len(records))
-        if not await self._snapshots_restored():
+        self._runtime.metrics.events.inc(len(records))
+        await self._in_chunks(tp, records, self._judge_events)
+
+    async def on_by_stream(self, tp: TP, records: Sequence[Any]) -> None:
+        """The by-stream topic: events validated at ingest, keyed by stream."""
+        await self._in_chunks(tp, records, self._judge_by_stream)
+
+    async def _in_chunks(
+        self, tp: TP, records: Sequence[Any], judge: Callable[[int, Sequence[Any]], _Sends]
+    ) -> None:
+        """Judge a fetched batch (tens of thousands of records when a backlog is read) a
+        chunk at a time, yielding to the event loop in between, so HTTP, timers and a
+        rebalance wait for a chunk, not a batch. After a rebalance the rest is left
+        unacked, for the partition's owner to read again."""
+        generation = self._generation()
+        if not await self._snapshots_restored(generation):
             return
-        sends, partition = _Sends(), tp.partition
+        for start in range(0, len(records), CHUNK):
+            if self._generation() != generation:
+                return
+            await self._send(judge(tp.partition, records[start : start + CHUNK]))
+            await asyncio.sleep(0)
+
+    def _judge_events(self, partition: int, records: Sequence[Any]) -> _Sends:
+        runtime, sends = self._runtime, _Sends()
         in_place = self._events_partitions() == self._partitions
         now = runtime.clock.now()
         for record in records:
@@ -79,21 +103,18 @@ class EventFlow:
                 sends.rekeyed.append((event, record))
         if sends.rekeyed:
             self._count_rekeyed(sends.rekeyed, in_place)
-        await self._send(sends)
+        return sends
 
-    async def on_by_stream(self, tp: TP, records: Sequence[Any]) -> None:
-        """The by-stream topic: events validated at ingest, keyed by stream."""
-        runtime = self._runtime
-        if not await self._snapshots_restored():
-            return
-        sends, partition, now = _Sends(), tp.partition, runtime.clock.now()
+    def _judge_by_stream(self, partition: int, records: Sequence[Any]) -> _Sends:
+        runtime, sends = self._runtime, _Sends()
+        now = runtime.clock.now()
         for record in records:
             broker_ts = _seconds(record.timestamp)
             event = runtime.decode(record.value, broker_ts)
             if isinstance(event, Rejected):  # validated once already: only a bug lands here
                 raise RuntimeError(f"an event passed ingest but not detect: {event.detail}")
             self._score(event, partition, broker_ts, now, sends.outcome)
-        await self._send(sends)
+        return sends
 
     def _score(
         self, event: Event, partition: int, broker_ts: float | None, now: float, into: Outcome
@@ -120,13 +141,11 @@ class EventFlow:
             wrong_key = record.key is None or record.key != event.stream.encode()
             counter.labels("key" if wrong_key else "partition").inc()
 
-    async def _snapshots_restored(self) -> bool:
+    async def _snapshots_restored(self, generation: int) -> bool:
         """Never judge a stream before its state is back. False when a rebalance came
         meanwhile: the batch may be another worker's now, and is left unacked."""
-        if self._snapshots.restored.is_set():
-            return True
-        generation = self._generation()
-        await self._snapshots.restored.wait()
+        if not self._snapshots.restored.is_set():
+            await self._snapshots.restored.wait()
         return self._generation() == generation
 
     async def _send(self, sends: _Sends) -> None:
