@@ -56,5 +56,8 @@ async def test_a_restarted_worker_resumes_the_model_where_it_stopped(
         [payload] = await eventually(lambda: received(httpserver), what="the model's alert")
         assert payload["commonLabels"]["alertname"] == "AnomalyDetected"
         assert payload["commonLabels"]["detector"] == "model"
+        # The first worker's offsets were committed (through the batch consumer's acks):
+        # the second reads only the spike, not the 200 events again.
+        assert b"anomalyd_events_total 1.0" in second.get("/metrics")[1]
     finally:
         second.stop()
