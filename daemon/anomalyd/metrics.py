@@ -19,6 +19,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "anomalyd_consumer_lag",
+            "Records of an assigned event partition not judged yet (log end offset minus "
+            "the next offset to judge), as of the last batch read from it.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.rekeyed = Counter(
             "anomalyd_events_rekeyed",
             "Valid events that took the re-key hop through the by-stream topic, by why: "

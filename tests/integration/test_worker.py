@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,15 @@ async def test_events_keyed_otherwise_are_rekeyed_by_stream_and_counted(
     metrics = worker.get("/metrics")[1]
     assert b'anomalyd_events_rekeyed_total{reason="key"} 4.0' in metrics
     assert b'reason="partition"' not in metrics
+    # Both topics' partitions that carried events report their lag: all read.
+    lags = re.findall(
+        rb'^anomalyd_consumer_lag\{partition="\d+",topic="([^"]+)"\} (\S+)$', metrics, re.M
+    )
+    assert {topic for topic, _ in lags} == {
+        topic.encode(),
+        f"{worker.config['app']['id']}-events-by-stream".encode(),
+    }
+    assert {lag for _, lag in lags} == {b"0.0"}
 
 
 async def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_goes_on(

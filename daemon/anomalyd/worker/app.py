@@ -8,6 +8,7 @@ hands each to delivery. The decisions live below them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import faust
@@ -86,6 +87,7 @@ def build_app(
         partitions=kafka.partitions,
         events_partitions=lambda: app.consumer.topic_partitions(topics.events),
         generation=lambda: app.consumer_generation_id,
+        highwater=lambda tp: app.consumer.highwater(tp),
         send_dead=events_dlq.send,
         send_rekeyed=by_stream.send,
     )
@@ -141,6 +143,9 @@ def _keep_state(
         runtime.ready = False
         runtime.metrics.ready.set(0)
         snapshots.restored.clear()
+        for tp in revoked:  # no longer ours: its lag is another worker's to report
+            with contextlib.suppress(KeyError):
+                runtime.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         await snapshots.write(runtime.streams_in(partitions(revoked)))
         runtime.forget_partitions(partitions(revoked))
 

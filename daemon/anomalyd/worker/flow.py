@@ -51,6 +51,7 @@ class EventFlow:
         partitions: int,
         events_partitions: Callable[[], int | None],
         generation: Callable[[], int],
+        highwater: Callable[[TP], int | None],
         send_dead: Callable[..., Any],
         send_rekeyed: Callable[..., Any],
     ) -> None:
@@ -59,6 +60,7 @@ class EventFlow:
         self._partitions = partitions
         self._events_partitions = events_partitions
         self._generation = generation
+        self._highwater = highwater
         self._send_dead = send_dead
         self._send_rekeyed = send_rekeyed
         self._owner: dict[bytes, int] = {}  # key -> partition, Kafka's default partitioner
@@ -87,6 +89,13 @@ class EventFlow:
                 return
             await self._send(judge(tp.partition, records[start : start + CHUNK]))
             await asyncio.sleep(0)
+        self._record_lag(tp, records[-1].offset)
+
+    def _record_lag(self, tp: TP, last_offset: int) -> None:
+        end = self._highwater(tp)
+        if end is not None:
+            lag = max(0, end - last_offset - 1)
+            self._runtime.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _judge_events(self, partition: int, records: Sequence[Any]) -> _Sends:
         runtime, sends = self._runtime, _Sends()
