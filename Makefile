@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/anomalyd.yaml
 
-.PHONY: help install run test test-unit test-integration lint fmt clean bench bench-latency bench-quality bench-memory bench-drift
+.PHONY: help install run test test-unit test-integration reliability lint fmt clean bench bench-latency bench-quality bench-memory bench-drift
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,14 +24,18 @@ run: $(STAMP)  ## the daemon on the embedded broker, with demo traffic; alerts p
 	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/anomalyd worker --config $(CONFIG)
 
+# `slow` tests (reliability scenarios that take minutes) run only under `make reliability`.
 test: $(STAMP)  ## unit, property and integration tests (embedded broker, real HTTP/SMTP on 127.0.0.1)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m 'not slow'
 
 test-unit: $(STAMP)  ## only the fast tests with no broker
 	$(BIN)/pytest -q -m 'not integration'
 
 test-integration: $(STAMP)  ## only the tests against the embedded broker
-	$(BIN)/pytest -q -m integration
+	$(BIN)/pytest -q -m 'integration and not slow'
+
+reliability: $(STAMP)  ## crashes, outages, hostile input, soak at full size; prints one table of results
+	ANOMALYD_RELIABILITY=full $(BIN)/pytest -q -m reliability tests/reliability $(ARGS)
 
 bench: $(STAMP)  ## throughput and start-up of the full pipeline vs the raw consumer and a stock Faust agent
 	PYTHONPATH=tests $(BIN)/python tests/bench/bench_throughput.py $(ARGS)

@@ -1,0 +1,174 @@
+"""Hostile input: many malformed events (random bytes, truncated JSON, huge payloads, deep
+nesting, NaN and infinities, wrong types, control characters and CRLF in labels, unknown
+fields, ...) interleaved with valid ones. The worker never crashes; every malformed event
+is in events.dlq, byte for byte, with a reason; every valid one is scored; its memory stays
+bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from harness import (
+    Peak,
+    Row,
+    WebhookSink,
+    build_corpus,
+    counts,
+    metric,
+    produce_fast,
+    read_topic,
+    rss_mb,
+    scenario_config,
+    settle,
+    size,
+)
+
+from anomalyd.worker.broker import EmbeddedBroker
+from helpers import WorkerProcess, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(size(180, 900))]
+
+MALFORMED = size(5_000, 100_000)
+EVENTS, STREAMS, ANOMALIES = size((2_000, 20, 5), (20_000, 100, 20))
+MAX_EVENT_BYTES = 65_536  # the default ingest.max_event_bytes
+#: RSS growth allowed over the run (MB): fetch buffers and the allocator's slack, not a leak.
+RSS_GROWTH_MB = 150
+
+
+def _event(**overrides: object) -> dict[str, object]:
+    return {"stream": "hostile.latency_ms", "ts": time.time(), "value": 1.0, **overrides}
+
+
+def _dumps(doc: object) -> bytes:
+    return orjson.dumps(doc)
+
+
+def malformed(rng: random.Random) -> bytes | None:
+    """One malformed event, of a kind picked at random."""
+    kinds: list[Callable[[], bytes | None]] = [
+        lambda: rng.randbytes(rng.randint(1, 300)),  # random bytes
+        lambda: _dumps(_event())[: rng.randint(1, 40)],  # truncated JSON
+        lambda: (
+            _dumps(_event(labels={"blob": "x" * rng.randint(MAX_EVENT_BYTES, 4 * MAX_EVENT_BYTES)}))
+            if rng.random() < 0.05  # huge payloads, but not all of them: the broker holds them
+            else _dumps(_event(value="1" * 100))
+        ),
+        lambda: b'{"stream": "a", "ts": 1, "value": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        lambda: (
+            b'{"stream": "a", "ts": 1, "value": '
+            + rng.choice([b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+            + b"}"
+        ),
+        lambda: _dumps(_event(value=rng.choice(["12", True, None, [1], {"v": 1}]))),  # wrong types
+        lambda: _dumps(_event(stream=rng.choice([7, "", "has space", "x" * 201, "-lead", None]))),
+        lambda: _dumps(
+            _event(ts=rng.choice([[1], "yesterday", "2026-01-01T00:00:00", 1e300, True]))
+        ),
+        lambda: _dumps(
+            _event(labels={"team": rng.choice(["a\r\nBcc: x@evil", "\x00", "\x1b[31m", "t\tab"])})
+        ),
+        lambda: _dumps(_event(labels={rng.choice(["alertname", "stream", "bad name", "0x"]): "v"})),
+        lambda: _dumps(_event(extra=True)),  # unknown field
+        lambda: _dumps(_event(fields={"a": 1})),  # both value and fields
+        lambda: _dumps(rng.choice([[], "event", 3, None, True])),  # not an object
+        lambda: rng.choice([b"", None]),  # empty message, tombstone
+    ]
+    return rng.choice(kinds)()
+
+
+def interleave(many: list[Any], few: list[Any]) -> list[Any]:
+    """`few` spread evenly through `many`, each list keeping its order."""
+    out: list[Any] = []
+    step, taken = len(many) / max(1, len(few)), 0
+    for i, item in enumerate(few):
+        upto = round((i + 1) * step)
+        out.extend(many[taken:upto])
+        out.append(item)
+        taken = upto
+    out.extend(many[taken:])
+    return out
+
+
+async def test_malformed_events_are_dead_lettered_and_the_valid_ones_scored(
+    broker: EmbeddedBroker,
+    webhook_sink: WebhookSink,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    record: Callable[[Row], None],
+) -> None:
+    rng = random.Random(66)
+    corpus = build_corpus(EVENTS, STREAMS, ANOMALIES, seed=66)
+    bad = [malformed(rng) for _ in range(MALFORMED)]
+    records: list[tuple[bytes | None, bytes | None]] = [
+        (f"junk{i % 16}".encode(), v) for i, v in enumerate(bad)
+    ]
+    mixed = interleave(records, corpus.events)
+
+    path, config = scenario_config(tmp_path, broker.bootstrap, [webhook_sink.receiver()])
+    worker = start_worker(path, config)
+    await worker.wait_ready()
+    baseline = rss_mb(worker.pid)
+    peak = Peak()
+
+    async def sample_memory() -> None:
+        while True:  # cancelled once the run is judged
+            peak.add(rss_mb(worker.pid))
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample_memory())
+    started = time.monotonic()
+    topics = config["topics"]
+    await produce_fast(broker.bootstrap, topics["events"], mixed)
+    total = len(mixed)
+    try:
+        await eventually(
+            lambda: (
+                metric(worker, "anomalyd_events_total") >= total
+                and metric(worker, "anomalyd_event_latency_seconds_count") >= len(corpus.events)
+            ),
+            timeout=size(60, 600),
+            interval=0.5,
+            what="every event read and every valid one scored",
+        )
+        complete = await settle(lambda: webhook_sink.tally, corpus.streams, timeout=60)
+    finally:
+        sampler.cancel()
+    elapsed = time.monotonic() - started
+    worker.assert_running()
+
+    dead = await read_topic(broker.bootstrap, topics["events_dlq"], timeout=120)
+    reasons = Counter(dict(r.headers).get("reason", b"").decode().partition(":")[0] for r in dead)
+    tally = webhook_sink.tally
+    notified = tally.notified(corpus.streams)
+    record(
+        Row(
+            f"hostile input: {MALFORMED:,} malformed",
+            total,
+            ANOMALIES,
+            notified,
+            ANOMALIES - notified,
+            tally.duplicates(),
+            None,
+            f"{len(dead):,} in events.dlq; RSS {baseline:.0f} -> peak {peak.max:.0f} MB; "
+            f"{elapsed:.0f} s",
+        )
+    )
+    assert sorted(r.value or b"" for r in dead) == sorted(v or b"" for v in bad), (
+        "every malformed event is in events.dlq, byte for byte"
+    )
+    assert "" not in reasons, f"every dead letter has a reason: {counts(reasons.elements())}"
+    assert metric(worker, "anomalyd_event_latency_seconds_count") == len(corpus.events)
+    assert complete, "the valid events among the garbage are judged"
+    assert notified == ANOMALIES
+    assert tally.unexpected(corpus.streams) == set()
+    assert peak.max - baseline < RSS_GROWTH_MB, f"RSS grew {peak.max - baseline:.0f} MB"
+    errors = [line for line in worker.log_lines() if line.get("level") in ("error", "critical")]
+    assert errors == [], errors[:3]
