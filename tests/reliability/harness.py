@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -435,29 +434,15 @@ async def settle(tally: Callable[[], Tally], streams: Iterable[str], timeout: fl
     return True
 
 
-#: The bug behind lost resolutions and re-sent notifications after a crash (see the report).
-REPLAY_BUG = (
-    "BUG (worker/app.py _keep_state vs Faust's offset commits): a stream's state is "
-    "snapshotted every state.snapshot_interval (30 s) while the events topic's offsets "
-    "are committed every ~3 s. After SIGKILL the next owner resumes from the committed "
-    "offset with the last snapshot: alert changes between the snapshot and the commit "
-    "are forgotten (a firing alert then never resolves) and events after the commit are "
-    "judged again (alerts re-emitted; a re-sent resolution gets a new webhook-id)"
-)
-
-
 def judge_after_crash(tally: Tally, streams: Iterable[str]) -> None:
-    """After a crash: a lost page fails the test; lost resolutions and duplicates that a
-    receiver cannot recognise are the known REPLAY_BUG (xfail, with the figures)."""
+    """After a crash: every anomaly paged and resolved; duplicates only under an id the
+    receiver has seen (the worker replays from its last commit onto the state saved with
+    it, and decides the same alert states again)."""
     wanted = sorted(streams)
     assert [s for s in wanted if not tally.has(s, "firing")] == [], "a page was lost"
-    unresolved = [s for s in wanted if not tally.has(s, "resolved")]
+    assert [s for s in wanted if not tally.has(s, "resolved")] == [], "a resolution was lost"
     unmarked = tally.unmarked_duplicates()
-    if unresolved or unmarked:
-        pytest.xfail(
-            f"{REPLAY_BUG}. Here: {len(unresolved)} resolutions lost {unresolved[:3]}, "
-            f"{len(unmarked)} alert states re-sent under a new id {sorted(unmarked)[:3]}"
-        )
+    assert not unmarked, f"alert states re-sent under a new id: {sorted(unmarked)[:3]}"
 
 
 # --- results -------------------------------------------------------------------------------------

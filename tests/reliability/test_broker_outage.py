@@ -28,7 +28,7 @@ pytestmark = [
 
 EVENTS, STREAMS, ANOMALIES = size((4_000, 40, 10), (20_000, 200, 100))
 ABSENT_AT_START = size(4.0, 15.0)  # seconds the worker runs before the broker exists
-FROZEN = size(6.0, 30.0)  # seconds the broker is stopped mid-run
+FROZEN = size(10.0, 30.0)  # seconds the broker is stopped mid-run
 
 
 @pytest_asyncio.fixture
@@ -106,9 +106,4 @@ async def test_the_worker_waits_for_the_broker_and_rides_out_a_freeze(
     assert complete, f"not notified: {missing}"
     assert tally.unexpected(corpus.streams) == set()
     assert tally.unmarked_duplicates() == {}
-    if not noticed:
-        pytest.xfail(
-            "BUG (worker/app.py readiness): /readyz stays 200 while the broker is frozen; "
-            "`runtime.ready` changes only on a rebalance, never on lost broker connectivity "
-            "(the log shows RequestTimedOutError and an overlapping commit timer meanwhile)"
-        )
+    assert noticed, "/readyz said not ready while the broker was frozen"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
-from anomalyd.notify.dedup import Reason, needs_update, notification_id, plan
+from anomalyd.notify.dedup import Reason, alert_state, needs_update, notification_id, plan
 from anomalyd.notify.nflog import LogEntry, NotificationLog
 from anomalyd.notify.pipeline import FlushContext
 
@@ -73,8 +73,9 @@ def test_plan_sends_unmuted_firing_and_resolutions_of_what_was_notified() -> Non
     assert chosen.entry.firing == {B.fingerprint, C.fingerprint}
     assert chosen.entry.resolved == {A.fingerprint}
     assert chosen.entry.timestamp == T0 + 10
+    # Named by the alert states it carries (not a reminder: no `after`).
     assert chosen.notification_id == notification_id(
-        "team", "{}:{}", [C.fingerprint], [A.fingerprint], after=log.timestamp
+        "team", "{}:{}", [alert_state(C)], [alert_state(resolved(A, T0 + 5))]
     )
 
 
@@ -87,13 +88,28 @@ def test_a_resolution_is_sent_even_when_the_alert_is_muted() -> None:
 
 def test_a_reminder_is_a_new_message_but_a_redo_is_not() -> None:
     first_sent = entry({A.fingerprint})
-    reminder = plan(ctx(), first_sent, [A], muted=set())
+    reminder = plan(ctx(), first_sent, [A], muted=set(), reminder=True)
     # The same decision made again (a retry, or after a crash before it was recorded)...
-    assert plan(ctx(), first_sent, [A], muted=set()).notification_id == reminder.notification_id
+    again = plan(ctx(), first_sent, [A], muted=set(), reminder=True)
+    assert again.notification_id == reminder.notification_id
     # ...but the next reminder, after this one was recorded, is a new message.
-    next_reminder = plan(ctx(), reminder.entry, [A], muted=set())
+    next_reminder = plan(ctx(), reminder.entry, [A], muted=set(), reminder=True)
     assert next_reminder.notification_id != reminder.notification_id
     assert reminder.notification_id != plan(ctx(), None, [A], muted=set()).notification_id
+
+
+def test_a_replayed_decision_keeps_its_id_whatever_the_log_holds() -> None:
+    """After a crash the worker replays events from its last commit and decides the same
+    alert states again, while the log may hold a later entry (or none): the same states
+    are the same notification."""
+    fired = plan(ctx(), None, [A], muted=set())
+    assert plan(ctx(T0 + 99), entry(set()), [A], muted=set()).notification_id == (
+        fired.notification_id
+    )
+    ended = resolved(A, T0 + 5)
+    first = plan(ctx(), fired.entry, [ended], muted=set())
+    replayed = plan(ctx(T0 + 99), entry({A.fingerprint}), [ended], muted=set())
+    assert replayed.notification_id == first.notification_id != fired.notification_id
 
 
 def test_notification_id_is_deterministic_and_content_addressed() -> None:

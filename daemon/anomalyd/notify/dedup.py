@@ -41,25 +41,27 @@ def notification_id(
     firing: Iterable[str],
     resolved: Iterable[str],
     after: float | None = None,
-    episode: float | None = None,
 ) -> str:
-    """A deterministic id for the notification of these firing and resolved fingerprints
-    to this receiver for this group: 32 hex digits of a SHA-256 (order does not matter).
+    """A deterministic id for the notification of these alert states to this receiver for
+    this group: 32 hex digits of a SHA-256 (order does not matter).
 
-    `after` is the time of the last notification the log recorded for the group. A retry,
-    or a redo after a crash, sees the same log entry and so sends the same id (receivers
-    can drop the duplicate); a reminder sent after a recorded notification is a new
-    message with a new id, so receivers that drop seen ids still get reminders.
-
-    `episode`, for a group the log holds nothing for, is when its firing alerts started.
-    Once a group is resolved and closed, its log entry is forgotten; without it the next
-    time the same alerts fire would repeat the id of the first time, and receivers that
-    drop seen ids would drop that page.
+    `firing` and `resolved` name alert *states* (`alert_state`: the fingerprint with its
+    start, and end once resolved), which event time fixes: a retry, or a redo after a
+    crash (the worker replays from its last commit and decides the same), sends the same
+    id, and receivers can drop the duplicate; the same alerts firing again later are a
+    new episode, with new start times and a new id. `after`, the time of the last
+    notification the log recorded for the group, is given for reminders only: each
+    reminder is a new message with a new id, so receivers that drop seen ids still get
+    reminders.
     """
     content = [receiver, group_key, sorted(set(firing)), sorted(set(resolved)), after]
-    if episode is not None:
-        content.append(episode)
     return hashlib.sha256(orjson.dumps(content)).hexdigest()[:32]
+
+
+def alert_state(alert: Alert) -> str:
+    """What a notification says of one alert: which alert, since when, until when."""
+    ends = f"/{alert.ends_at!r}" if alert.status is AlertStatus.RESOLVED else ""
+    return f"{alert.fingerprint}@{alert.starts_at!r}{ends}"
 
 
 def needs_update(
@@ -96,7 +98,11 @@ class Plan:
 
 
 def plan(
-    ctx: FlushContext, entry: LogEntry | None, alerts: Sequence[Alert], muted: Set[str]
+    ctx: FlushContext,
+    entry: LogEntry | None,
+    alerts: Sequence[Alert],
+    muted: Set[str],
+    reminder: bool = False,
 ) -> Plan:
     """The firing alerts that are not muted, plus the resolved alerts the receiver was told
     were firing. The log then holds as firing what was sent firing, plus what it held as
@@ -112,11 +118,17 @@ def plan(
         resolved=resolved,
         timestamp=ctx.now,
     )
-    after = entry.timestamp if entry is not None else None
-    episode = None
-    if entry is None:  # the group starts over: its first notification names the episode
-        episode = min((a.starts_at for a in send if a.status is AlertStatus.FIRING), default=None)
-    notification = notification_id(ctx.receiver, ctx.group_key, firing, resolved, after, episode)
+    after = entry.timestamp if reminder and entry is not None else None
+    states = [alert_state(a) for a in send]
+    firing_states = [
+        state for state, a in zip(states, send, strict=True) if a.status is AlertStatus.FIRING
+    ]
+    resolved_states = [
+        state for state, a in zip(states, send, strict=True) if a.status is AlertStatus.RESOLVED
+    ]
+    notification = notification_id(
+        ctx.receiver, ctx.group_key, firing_states, resolved_states, after
+    )
     return Plan(send, new_entry, notification)
 
 
@@ -152,7 +164,7 @@ class DedupStage:
         reason = needs_update(entry, firing, resolved, ctx.repeat_interval, ctx.now)
         if reason is None:
             return ctx, ()
-        chosen = plan(ctx, entry, alerts, ctx.muted)
+        chosen = plan(ctx, entry, alerts, ctx.muted, reminder=reason is Reason.REPEAT)
         ctx = replace(
             ctx, reason=reason.value, notification_id=chosen.notification_id, entry=chosen.entry
         )

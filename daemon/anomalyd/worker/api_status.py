@@ -44,7 +44,7 @@ class Detection(Protocol):
     def pipeline(self) -> Pipeline: ...
 
     @property
-    def ready(self) -> bool: ...
+    def serving(self) -> bool: ...
 
 
 class Reloads(Protocol):
@@ -89,8 +89,8 @@ def add_status_page(app: App, detection: Detection, reloads: Reloads | None) -> 
             query = StatusQuery.parse(request.query)
         except ValueError as error:
             return web.json({"error": str(error)}, status=400)
-        body = status_body(detection.pipeline, detection.ready, reloads, query)
-        body["consumer"] = {"lag": await consumer_lag(app.consumer) if detection.ready else None}
+        body = status_body(detection.pipeline, detection.serving, reloads, query)
+        body["consumer"] = {"lag": await consumer_lag(app.consumer) if detection.serving else None}
         return web.json(body)
 
 

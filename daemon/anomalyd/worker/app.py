@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 
 import faust
+import structlog
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -19,13 +20,20 @@ from prometheus_client import generate_latest
 from anomalyd.config import AnomalydConfig
 from anomalyd.worker.api import add_silence_pages
 from anomalyd.worker.api_status import Reloads, add_status_page
+from anomalyd.worker.broker import free_port
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.feedback import add_feedback, publish_precision
 from anomalyd.worker.flow import EventFlow
+from anomalyd.worker.health import watch_broker
 from anomalyd.worker.logs import logging_config
 from anomalyd.worker.runtime import Runtime, Sender
 from anomalyd.worker.snapshots import SnapshotStore
 from anomalyd.worker.transport import App
+
+_log = structlog.get_logger(__name__)
+
+#: Events between two commits at most (each commit saves the changed streams first).
+COMMIT_EVERY = 100_000
 
 
 def by_stream_topic_name(config: AnomalydConfig) -> str:
@@ -49,6 +57,9 @@ def build_app(
 ) -> App:
     kafka = config.kafka
     session_timeout = kafka.effective_session_timeout
+    http_port = config.http.port or free_port()  # 0 picks a free port (Faust refuses 0)
+    if config.http.port == 0:
+        _log.info("http_port_picked", bind=config.http.bind, port=http_port)
     app = App(
         config.app.id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap],
@@ -62,13 +73,17 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
         web_bind=config.http.bind,
-        web_port=config.http.port,
+        web_port=http_port,
         web_host=config.http.bind,
         datadir=data_dir,
         logging_config=logging_config(config.app.log_level),
         autodiscover=False,
         # Absence timers and delivery must not wait on a slow shutdown drain.
         stream_wait_empty=False,
+        # Offsets are committed when the streams' state is saved (`_keep_state`): on
+        # the snapshot interval, or after this many events if that comes first.
+        broker_commit_interval=config.state.snapshot_interval,
+        broker_commit_every=COMMIT_EVERY,
     )
     topics = config.topics
     events = app.topic(topics.events)
@@ -112,6 +127,7 @@ def build_app(
             if not app.should_stop:
                 await runtime.tick()
 
+    watch_broker(app, runtime, kafka.bootstrap)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name(), config.state.snapshot_interval)
     _add_pages(app, runtime)
     add_status_page(app, runtime, reloads)
@@ -131,7 +147,8 @@ def _keep_state(
     app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str, interval: float
 ) -> None:
     """Streams' state moves with their partitions: restored before their events flow on
-    assignment, written before they are given up, and snapshotted on an interval."""
+    assignment, written before they are given up, before offsets are committed and on
+    an interval."""
 
     def partitions(tps: set[TP]) -> list[int]:
         return [tp.partition for tp in tps if tp.topic == by_stream_name]
@@ -140,8 +157,7 @@ def _keep_state(
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
-        runtime.ready = False
-        runtime.metrics.ready.set(0)
+        runtime.set_ready(False)
         snapshots.restored.clear()
         for tp in revoked:  # no longer ours: its lag is another worker's to report
             with contextlib.suppress(KeyError):
@@ -166,13 +182,16 @@ def _keep_state(
 
     async def mark_ready() -> None:
         await snapshots.restored.wait()
-        runtime.ready = True
-        runtime.metrics.ready.set(1)
+        runtime.set_ready(True)
         runtime.log_ready()
         pending_ready.clear()
 
+    # Before offsets are committed, the state those offsets led to is written: a crash
+    # then resumes from a commit onto exactly its state, and replays the rest.
+    app.before_commit(snapshots.write_if_running)
+
     @app.timer(interval)  # type: ignore[untyped-decorator]
-    async def snapshot() -> None:
+    async def snapshot() -> None:  # what changes without events: absence alerts
         await snapshots.write()
 
 
@@ -183,7 +202,7 @@ def _add_pages(app: App, runtime: Runtime) -> None:
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:
-        if runtime.ready:
+        if runtime.serving:
             return web.json({"status": "ready"})
         return web.json({"status": "not ready"}, status=503)
 

@@ -100,7 +100,7 @@ def _split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     return pairs
 
 
-async def _answers_metadata(bootstrap: str) -> str | None:
+async def answers_metadata(bootstrap: str) -> str | None:
     """None when the broker answered a metadata request, else why not."""
     # A plain TCP probe first: aiokafka logs every refused bootstrap at ERROR.
     if not await _accepts_tcp(bootstrap):
@@ -123,7 +123,7 @@ async def wait_until_ready(bootstrap: str, deadline_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s
     while True:
-        problem = await _answers_metadata(bootstrap)
+        problem = await answers_metadata(bootstrap)
         if problem is None:
             return
         if loop.time() >= deadline:
@@ -141,7 +141,7 @@ async def wait_for_broker(
     (a cluster restart, a node that boots faster) waits for them instead of exiting; it is
     not ready meanwhile, and SIGTERM still stops it."""
     joined = ",".join(bootstrap)
-    problem = await _answers_metadata(joined)
+    problem = await answers_metadata(joined)
     if problem is None:
         return
     loop = asyncio.get_running_loop()
@@ -151,7 +151,7 @@ async def wait_for_broker(
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
         attempts += 1
-        problem = await _answers_metadata(joined)
+        problem = await answers_metadata(joined)
     log.info("broker_available", bootstrap=joined, waited_s=round(loop.time() - began, 1))
 
 

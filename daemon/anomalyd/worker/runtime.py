@@ -45,7 +45,10 @@ class Runtime(Service):
         self.engine = self.pipeline.engine
         self.limits = _limits(config)
         self.metrics.set_config_version(self.pipeline.version)
+        #: Assigned partitions' state restored (set and cleared around rebalances).
         self.ready = False
+        #: The broker answered the last probes (`health.py`).
+        self.broker_reachable = True
         #: The most recent closed drift windows of all streams, for /api/drift?stream=NAME
         #: (bounded: the full history is on the drift topic).
         self.drift_history: deque[dict[str, object]] = deque(maxlen=2000)
@@ -62,6 +65,19 @@ class Runtime(Service):
         ended = self.pipeline.reconfigure(config, now=self.clock.now())
         self.metrics.set_config_version(self.pipeline.version)
         await self.publish(Outcome(alerts=ended))
+
+    @property
+    def serving(self) -> bool:
+        """Ready to judge events: state restored and the broker reachable (`/readyz`)."""
+        return self.ready and self.broker_reachable
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready = ready
+        self.metrics.ready.set(int(self.serving))
+
+    def set_broker_reachable(self, reachable: bool) -> None:
+        self.broker_reachable = reachable
+        self.metrics.ready.set(int(self.serving))
 
     def log_ready(self) -> None:
         _log.info("worker_ready", streams=self.engine.stream_count)

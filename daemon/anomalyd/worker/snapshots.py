@@ -65,7 +65,12 @@ class SnapshotStore(Service):
         """After the app stopped consuming: write what changed since the last round."""
         if self._producer is not None:
             await self.write()
-            await self._producer.stop()
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def write_if_running(self) -> int:
+        """`write`, before an offset commit; nothing once stopped (`on_stop` wrote all)."""
+        return await self.write() if self._producer is not None else 0
 
     def mark(self, stream: str, partition: int) -> None:
         """The stream changed: write it in the next round."""

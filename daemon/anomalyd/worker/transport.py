@@ -5,6 +5,9 @@
   a fetch for the full wait even when data is waiting (the embedded one does) then
   adds up to 1.5 s to every event's latency;
 - chosen topics are consumed a fetched batch at a time (`batching.py`);
+- hooks run before offsets are committed (`App.before_commit`): the daemon writes
+  the state its streams reached, so a commit never runs ahead of the saved state
+  (after a crash the next owner replays from the commit onto exactly that state);
 - the table manager does not sleep a fixed second before it starts recovery when
   the app has no tables (the daemon keeps its state in its own compacted topics):
   that second was a fifth of the worker's start-up.
@@ -14,12 +17,13 @@ Everything else (offsets, rebalancing, acks) stays Faust's own.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import faust
 from faust.tables.manager import TableManager as FaustTableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TopicT
+from faust.types import TP, TopicT
 
 from anomalyd.worker.batching import BatchHandler, BatchingConsumer
 
@@ -35,6 +39,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(BatchingConsumer, faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        # Faust calls this only with offsets to commit, on its interval, every
+        # `broker_commit_every` acks, on a rebalance and at shutdown.
+        for hook in cast(App, self.app).commit_hooks:
+            await hook()
+        return bool(await super()._commit_offsets(offsets, start_new_transaction))
 
 
 class Transport(faust_aiokafka.Transport):
@@ -58,10 +71,16 @@ class App(faust.App):
         self.fetch_max_wait_ms = fetch_max_wait_ms
         #: topic name -> handler of its fetched batches, one partition at a time.
         self.batch_handlers: dict[str, BatchHandler] = {}
+        #: Awaited, in order, before each offset commit.
+        self.commit_hooks: list[Callable[[], Awaitable[Any]]] = []
         super().__init__(*args, TableManager=TableManager, **kwargs)
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    def before_commit(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Await `hook` before every offset commit (a failure fails the commit)."""
+        self.commit_hooks.append(hook)
 
     def consume_in_batches(self, topic: TopicT, handler: BatchHandler) -> None:
         """Subscribe to `topic` (through the Conductor, as an agent would) and hand its
