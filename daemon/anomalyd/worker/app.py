@@ -106,8 +106,8 @@ def build_app(
         send_dead=events_dlq.send,
         send_rekeyed=by_stream.send,
     )
-    app.consume_in_batches(events, flow.on_events)
-    app.consume_in_batches(by_stream, flow.on_by_stream)
+    app.consume_in_batches(events, flow.events)
+    app.consume_in_batches(by_stream, flow.by_stream)
 
     @app.agent(alerts, name="notify")
     async def notify(stream: Any) -> None:
@@ -128,7 +128,7 @@ def build_app(
                 await runtime.tick()
 
     watch_broker(app, runtime, kafka.bootstrap)
-    _keep_state(app, runtime, snapshots, by_stream.get_topic_name(), config.state.snapshot_interval)
+    _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
     _add_pages(app, runtime)
     add_status_page(app, runtime, reloads)
     return app
@@ -143,12 +143,9 @@ def _sender(topic: Any) -> Sender:
     return send
 
 
-def _keep_state(
-    app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str, interval: float
-) -> None:
-    """Streams' state moves with their partitions: restored before their events flow on
-    assignment, written before they are given up, before offsets are committed and on
-    an interval."""
+def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str) -> None:
+    """Streams' state moves with their partitions: written before offsets are committed,
+    restored before their events flow on assignment, dropped when they are given up."""
 
     def partitions(tps: set[TP]) -> list[int]:
         return [tp.partition for tp in tps if tp.topic == by_stream_name]
@@ -162,7 +159,11 @@ def _keep_state(
         for tp in revoked:  # no longer ours: its lag is another worker's to report
             with contextlib.suppress(KeyError):
                 runtime.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
-        await snapshots.write(runtime.streams_in(partitions(revoked)))
+        # Faust drops the revoked partitions' uncommitted acks (it does not commit on a
+        # revocation), so their next owner replays from the last commit: it must find
+        # the state saved with that commit, not this worker's newer one.
+        gone = runtime.streams_in(partitions(revoked))
+        snapshots.discard(gone)
         runtime.forget_partitions(partitions(revoked))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -187,12 +188,10 @@ def _keep_state(
         pending_ready.clear()
 
     # Before offsets are committed, the state those offsets led to is written: a crash
-    # then resumes from a commit onto exactly its state, and replays the rest.
+    # then resumes from a commit onto exactly its state, and replays the rest. (No
+    # writes between commits: state ahead of the committed offsets would be replayed
+    # onto, and judge its events twice.)
     app.before_commit(snapshots.write_if_running)
-
-    @app.timer(interval)  # type: ignore[untyped-decorator]
-    async def snapshot() -> None:  # what changes without events: absence alerts
-        await snapshots.write()
 
 
 def _add_pages(app: App, runtime: Runtime) -> None:

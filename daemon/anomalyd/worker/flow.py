@@ -9,14 +9,13 @@ topic and judged from there; how many, and why, is counted
 (`anomalyd_events_rekeyed_total`). Invalid events go to the dead-letter topic with
 their reason.
 
-A chunk of a batch is judged without yielding to the event loop, so a rebalance
-(which runs between awaits) never sees half a chunk; its alerts, drift windows,
-dead letters and re-keyed events are sent after it.
+The batch consumer (`batching.py`) calls `judge` on a chunk of records and acks
+it in the same step, then awaits `publish`: the chunk's alerts, drift windows, dead
+letters and re-keyed events.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +25,9 @@ from faust.types import TP
 
 from anomalyd.domain import Event
 from anomalyd.pipeline import Outcome
+from anomalyd.worker.batching import BatchHandler
 from anomalyd.worker.runtime import Rejected, Runtime
 from anomalyd.worker.snapshots import SnapshotStore
-
-#: Records judged between two yields to the event loop (~20 ms of work).
-CHUNK = 1000
 
 
 @dataclass(slots=True)
@@ -65,40 +62,28 @@ class EventFlow:
         self._send_rekeyed = send_rekeyed
         self._owner: dict[bytes, int] = {}  # key -> partition, Kafka's default partitioner
 
-    async def on_events(self, tp: TP, records: Sequence[Any]) -> None:
+    @property
+    def events(self) -> BatchHandler:
         """The events topic: validate, judge what sits in its stream's partition."""
-        self._runtime.metrics.events.inc(len(records))
-        await self._in_chunks(tp, records, self._judge_events)
+        return _Handler(self, self._judge_events)
 
-    async def on_by_stream(self, tp: TP, records: Sequence[Any]) -> None:
+    @property
+    def by_stream(self) -> BatchHandler:
         """The by-stream topic: events validated at ingest, keyed by stream."""
-        await self._in_chunks(tp, records, self._judge_by_stream)
+        return _Handler(self, self._judge_by_stream)
 
-    async def _in_chunks(
-        self, tp: TP, records: Sequence[Any], judge: Callable[[int, Sequence[Any]], _Sends]
-    ) -> None:
-        """Judge a fetched batch (tens of thousands of records when a backlog is read) a
-        chunk at a time, yielding to the event loop in between, so HTTP, timers and a
-        rebalance wait for a chunk, not a batch. After a rebalance the rest is left
-        unacked, for the partition's owner to read again."""
+    async def ready(self, tp: TP) -> bool:
+        """Never judge a stream before its state is back. False when a rebalance came
+        meanwhile: the batch may be another worker's now."""
+        if self._snapshots.restored.is_set():
+            return True
         generation = self._generation()
-        if not await self._snapshots_restored(generation):
-            return
-        for start in range(0, len(records), CHUNK):
-            if self._generation() != generation:
-                return
-            await self._send(judge(tp.partition, records[start : start + CHUNK]))
-            await asyncio.sleep(0)
-        self._record_lag(tp, records[-1].offset)
+        await self._snapshots.restored.wait()
+        return self._generation() == generation
 
-    def _record_lag(self, tp: TP, last_offset: int) -> None:
-        end = self._highwater(tp)
-        if end is not None:
-            lag = max(0, end - last_offset - 1)
-            self._runtime.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-
-    def _judge_events(self, partition: int, records: Sequence[Any]) -> _Sends:
-        runtime, sends = self._runtime, _Sends()
+    def _judge_events(self, tp: TP, records: Sequence[Any]) -> _Sends:
+        runtime, sends, partition = self._runtime, _Sends(), tp.partition
+        runtime.metrics.events.inc(len(records))
         in_place = self._events_partitions() == self._partitions
         now = runtime.clock.now()
         for record in records:
@@ -112,10 +97,11 @@ class EventFlow:
                 sends.rekeyed.append((event, record))
         if sends.rekeyed:
             self._count_rekeyed(sends.rekeyed, in_place)
+        self._record_lag(tp, records[-1].offset)
         return sends
 
-    def _judge_by_stream(self, partition: int, records: Sequence[Any]) -> _Sends:
-        runtime, sends = self._runtime, _Sends()
+    def _judge_by_stream(self, tp: TP, records: Sequence[Any]) -> _Sends:
+        runtime, sends, partition = self._runtime, _Sends(), tp.partition
         now = runtime.clock.now()
         for record in records:
             broker_ts = _seconds(record.timestamp)
@@ -123,6 +109,7 @@ class EventFlow:
             if isinstance(event, Rejected):  # validated once already: only a bug lands here
                 raise RuntimeError(f"an event passed ingest but not detect: {event.detail}")
             self._score(event, partition, broker_ts, now, sends.outcome)
+        self._record_lag(tp, records[-1].offset)
         return sends
 
     def _score(
@@ -130,6 +117,12 @@ class EventFlow:
     ) -> None:
         self._runtime.score(event, partition, broker_ts, now, into)
         self._snapshots.mark(event.stream, partition)
+
+    def _record_lag(self, tp: TP, last_offset: int) -> None:
+        end = self._highwater(tp)
+        if end is not None:
+            lag = max(0, end - last_offset - 1)
+            self._runtime.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _in_place(self, key: bytes | None, stream: str, partition: int) -> bool:
         if key is None:
@@ -150,14 +143,7 @@ class EventFlow:
             wrong_key = record.key is None or record.key != event.stream.encode()
             counter.labels("key" if wrong_key else "partition").inc()
 
-    async def _snapshots_restored(self, generation: int) -> bool:
-        """Never judge a stream before its state is back. False when a rebalance came
-        meanwhile: the batch may be another worker's now, and is left unacked."""
-        if not self._snapshots.restored.is_set():
-            await self._snapshots.restored.wait()
-        return self._generation() == generation
-
-    async def _send(self, sends: _Sends) -> None:
+    async def publish(self, sends: _Sends) -> None:
         for record, rejected in sends.dead:
             await self._send_dead(
                 key=record.key,
@@ -176,3 +162,17 @@ class EventFlow:
 
 def _seconds(timestamp_ms: int | None) -> float | None:
     return None if timestamp_ms is None else timestamp_ms / 1000.0
+
+
+class _Handler:
+    """One topic's `BatchHandler`: the flow's readiness and publishing, its own judging."""
+
+    def __init__(self, flow: EventFlow, judge: Callable[[TP, Sequence[Any]], _Sends]) -> None:
+        self._flow = flow
+        self.judge = judge
+
+    async def ready(self, tp: TP) -> bool:
+        return await self._flow.ready(tp)
+
+    async def publish(self, judged: _Sends) -> None:
+        await self._flow.publish(judged)

@@ -2,12 +2,14 @@
 relearning: a compacted topic keyed by stream, partitioned like the by-stream topic,
 so a partition's state moves with its events.
 
-- Write: every `state.snapshot_interval`, the streams that changed since the last
-  round, batched; then one marker record alone per partition written. The marker
-  keeps the partition's *last* batch a single record, because the embedded broker
-  answers ListOffsets(latest) wrongly after a multi-record batch (DESIGN.md) and
-  restoring reads up to that offset. On a revocation and at shutdown, the affected
-  streams are written before they are given up.
+- Write: before every commit of the events' offsets (and at shutdown, when the app
+  commits last), the streams that changed since the last round, batched; then one
+  marker record alone per partition written. The saved state is thus always the
+  state at the committed offsets, which a crash or a rebalance replays from. On a
+  revocation the given-up streams' newer changes are dropped, not written: Faust
+  drops their uncommitted acks too. The marker keeps the partition's *last* batch a
+  single record, because the embedded broker answers ListOffsets(latest) wrongly
+  after a multi-record batch (DESIGN.md) and restoring reads up to that offset.
 - Read: when partitions are assigned, before their events flow, each assigned
   partition is read from the beginning to its end; the engine resumes each stream
   from its newest snapshot.
@@ -50,6 +52,7 @@ class SnapshotStore(Service):
         self._read_timeout = read_timeout
         self._producer: AIOKafkaProducer | None = None
         self._dirty: dict[str, int] = {}  # stream -> partition
+        self._writing = asyncio.Lock()
         #: Set once the assigned partitions' state is back; detection waits for it.
         self.restored = asyncio.Event()
 
@@ -62,9 +65,8 @@ class SnapshotStore(Service):
         await self._producer.start()
 
     async def on_stop(self) -> None:
-        """After the app stopped consuming: write what changed since the last round."""
+        """After the app stopped (its last commit wrote the state): close the producer."""
         if self._producer is not None:
-            await self.write()
             producer, self._producer = self._producer, None
             await producer.stop()
 
@@ -72,12 +74,25 @@ class SnapshotStore(Service):
         """`write`, before an offset commit; nothing once stopped (`on_stop` wrote all)."""
         return await self.write() if self._producer is not None else 0
 
+    def discard(self, streams: Iterable[str]) -> None:
+        """Streams given up: their changes since the last commit are not to be written."""
+        for stream in streams:
+            self._dirty.pop(stream, None)
+
     def mark(self, stream: str, partition: int) -> None:
         """The stream changed: write it in the next round."""
         self._dirty[stream] = partition
 
     async def write(self, streams: Iterable[str] | None = None) -> int:
-        """Write the dirty streams (or just `streams`, if dirty); how many were written."""
+        """Write the dirty streams (or just `streams`, if dirty); how many were written.
+
+        One write at a time (the interval, a commit and a revocation may ask at once): a
+        caller returns once what was dirty when it asked is durable, even if another
+        write had taken some of those streams."""
+        async with self._writing:
+            return await self._write(streams)
+
+    async def _write(self, streams: Iterable[str] | None) -> int:
         producer = self._require_producer()
         chosen = list(self._dirty) if streams is None else [s for s in streams if s in self._dirty]
         touched: set[int] = set()

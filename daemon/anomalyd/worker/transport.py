@@ -21,11 +21,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import faust
+import structlog
+from aiokafka.errors import KafkaError
 from faust.tables.manager import TableManager as FaustTableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TopicT
 
 from anomalyd.worker.batching import BatchHandler, BatchingConsumer
+
+_log = structlog.get_logger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -45,8 +49,13 @@ class _Consumer(BatchingConsumer, faust_aiokafka.Consumer):
     ) -> bool:
         # Faust calls this only with offsets to commit, on its interval, every
         # `broker_commit_every` acks, on a rebalance and at shutdown.
-        for hook in cast(App, self.app).commit_hooks:
-            await hook()
+        await self.publishes_settled()  # what was acked has been sent, too
+        try:
+            for hook in cast(App, self.app).commit_hooks:
+                await hook()
+        except (KafkaError, OSError, TimeoutError) as error:  # the state was not written
+            _log.error("commit_postponed", error=repr(error), partitions=len(offsets))
+            return False
         return bool(await super()._commit_offsets(offsets, start_new_transaction))
 
 
@@ -79,12 +88,13 @@ class App(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
     def before_commit(self, hook: Callable[[], Awaitable[Any]]) -> None:
-        """Await `hook` before every offset commit (a failure fails the commit)."""
+        """Await `hook` before every offset commit. If it raises, that commit does not
+        happen (logged as `commit_postponed`); the next one tries again."""
         self.commit_hooks.append(hook)
 
     def consume_in_batches(self, topic: TopicT, handler: BatchHandler) -> None:
         """Subscribe to `topic` (through the Conductor, as an agent would) and hand its
-        records to `handler` a partition's fetched batch at a time, acked once it returns."""
+        records to `handler` a partition's fetched batch at a time (`batching.py`)."""
         for name in topic.topics:
             self.batch_handlers[name] = handler
         self.topics.add(topic)
