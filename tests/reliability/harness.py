@@ -538,3 +538,25 @@ class Peak:
     @property
     def max(self) -> float:
         return max(self.samples, default=0.0)
+
+
+def corpus_row(
+    scenario: str,
+    corpus: Corpus,
+    anomalies: int,
+    tally: Tally,
+    recover_s: float | None,
+    note: str,
+) -> Row:
+    """The row of a scenario that produced `corpus`: notified and lost as the receiver saw."""
+    notified = tally.notified(corpus.streams)
+    return Row(
+        scenario,
+        len(corpus.events),
+        anomalies,
+        notified,
+        anomalies - notified,
+        tally.duplicates(),
+        recover_s,
+        note,
+    )

@@ -21,6 +21,7 @@ from harness import (
     Row,
     WebhookSink,
     build_corpus,
+    corpus_row,
     dead_letters,
     metric,
     produce_fast,
@@ -82,13 +83,11 @@ async def test_an_invalid_config_on_reload_is_rejected_and_the_worker_goes_on(
     rewrite(path, good)
     tally = webhook_sink.tally
     record(
-        Row(
+        corpus_row(
             "bad ops: invalid config, unknown receiver on reload",
-            len(corpus.events),
+            corpus,
             ANOMALIES,
-            tally.notified(corpus.streams),
-            ANOMALIES - tally.notified(corpus.streams),
-            tally.duplicates(),
+            tally,
             None,
             f"{len(problems)} problems logged; kept running on the old config",
         )
@@ -129,13 +128,11 @@ async def test_an_unknown_receiver_at_start_is_a_clear_error_and_loses_nothing(
     complete = await settle(lambda: webhook_sink.tally, corpus.streams, timeout=60)
     tally = webhook_sink.tally
     record(
-        Row(
+        corpus_row(
             "bad ops: unknown receiver at start",
-            len(corpus.events),
+            corpus,
             ANOMALIES,
-            tally.notified(corpus.streams),
-            ANOMALIES - tally.notified(corpus.streams),
-            tally.duplicates(),
+            tally,
             time.monotonic() - started,
             "exit 78 with the path of the problem; recover: to every alert after the fix",
         )
@@ -184,13 +181,11 @@ async def test_an_unreachable_smtp_host_dead_letters_the_mail_and_the_rest_goes_
     worker.assert_running()
     tally = webhook_sink.tally
     record(
-        Row(
+        corpus_row(
             "bad ops: unreachable SMTP host",
-            len(corpus.events),
+            corpus,
             ANOMALIES,
-            tally.notified(corpus.streams),
-            ANOMALIES - tally.notified(corpus.streams),
-            tally.duplicates(),
+            tally,
             None,
             f"webhook delivered; {len(letters)} mails in alerts.dlq: {letters[0][1]}",
         )
@@ -272,13 +267,11 @@ async def test_a_full_disk_under_the_data_dir_does_not_stop_the_worker(
     worker.assert_running()
     tally = webhook_sink.tally
     record(
-        Row(
+        corpus_row(
             "bad ops: full disk under data_dir",
-            len(corpus.events),
+            corpus,
             ANOMALIES,
-            tally.notified(corpus.streams),
-            ANOMALIES - tally.notified(corpus.streams),
-            tally.duplicates(),
+            tally,
             None,
             "state lives in Kafka: the worker runs on",
         )
