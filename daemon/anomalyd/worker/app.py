@@ -191,7 +191,7 @@ def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_
     # then resumes from a commit onto exactly its state, and replays the rest. (No
     # writes between commits: state ahead of the committed offsets would be replayed
     # onto, and judge its events twice.)
-    app.before_commit(snapshots.write_if_running)
+    app.before_commit(snapshots.write)
 
 
 def _add_pages(app: App, runtime: Runtime) -> None:

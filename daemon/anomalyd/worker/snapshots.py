@@ -70,10 +70,6 @@ class SnapshotStore(Service):
             producer, self._producer = self._producer, None
             await producer.stop()
 
-    async def write_if_running(self) -> int:
-        """`write`, before an offset commit; nothing once stopped (`on_stop` wrote all)."""
-        return await self.write() if self._producer is not None else 0
-
     def discard(self, streams: Iterable[str]) -> None:
         """Streams given up: their changes since the last commit are not to be written."""
         for stream in streams:
@@ -83,32 +79,34 @@ class SnapshotStore(Service):
         """The stream changed: write it in the next round."""
         self._dirty[stream] = partition
 
-    async def write(self, streams: Iterable[str] | None = None) -> int:
-        """Write the dirty streams (or just `streams`, if dirty); how many were written.
+    async def write(self) -> int:
+        """Write the dirty streams (before an offset commit); how many were written.
+        Nothing once stopped: the app's last commit came before `on_stop`.
 
-        One write at a time (the interval, a commit and a revocation may ask at once): a
-        caller returns once what was dirty when it asked is durable, even if another
-        write had taken some of those streams."""
+        One write at a time (Faust's commit timer, its count-based commits and a
+        rebalance may commit at once): a caller returns once what was dirty when it
+        asked is durable, even if another write had taken some of those streams."""
         async with self._writing:
-            return await self._write(streams)
-
-    async def _write(self, streams: Iterable[str] | None) -> int:
-        producer = self._require_producer()
-        chosen = list(self._dirty) if streams is None else [s for s in streams if s in self._dirty]
-        touched: set[int] = set()
-        for stream in chosen:
-            partition = self._dirty.pop(stream)
-            blob = self._engine.snapshot(stream)
-            if blob is None:
-                continue
-            await producer.send(self.topic, blob, key=stream.encode(), partition=partition)
-            touched.add(partition)
-        await producer.flush()
-        for partition in sorted(touched):
-            await producer.send_and_wait(self.topic, None, key=MARKER, partition=partition)
-        if chosen:
-            _log.debug("state_snapshot_written", streams=len(chosen), partitions=sorted(touched))
-        return len(chosen)
+            producer = self._producer
+            if producer is None:
+                return 0
+            chosen = list(self._dirty)
+            touched: set[int] = set()
+            for stream in chosen:
+                partition = self._dirty.pop(stream)
+                blob = self._engine.snapshot(stream)
+                if blob is None:  # the engine forgot it since (its partition was revoked)
+                    continue
+                await producer.send(self.topic, blob, key=stream.encode(), partition=partition)
+                touched.add(partition)
+            await producer.flush()
+            for partition in sorted(touched):
+                await producer.send_and_wait(self.topic, None, key=MARKER, partition=partition)
+            if chosen:
+                _log.debug(
+                    "state_snapshot_written", streams=len(chosen), partitions=sorted(touched)
+                )
+            return len(chosen)
 
     async def restore(self, partitions: Iterable[int]) -> int:
         """Resume the engine's streams of these partitions from their newest snapshots."""
@@ -159,8 +157,3 @@ class SnapshotStore(Service):
                     else:
                         latest[stream] = record.value
         return latest
-
-    def _require_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("the snapshot store has not started")
-        return self._producer
