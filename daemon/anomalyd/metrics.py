@@ -45,6 +45,13 @@ class Metrics:
             ["receiver", "outcome"],
             registry=r,
         )
+        self.alerts_taken = Counter(
+            "anomalyd_notify_alerts_taken",
+            "Alerts taken into notification groups, by how: on the acknowledgement of this "
+            "worker's own write to the alerts topic (write), or read from it (read).",
+            ["via"],
+            registry=r,
+        )
         self.dead_lettered = Counter(
             "anomalyd_notifications_dead_lettered",
             "Notifications given up on and sent to the alerts dead-letter topic.",

@@ -7,7 +7,15 @@
    start-up plus one event's trip through the pipeline.
 2. Latency: background traffic at --rate events/s over --streams streams, with a
    spike on one stream every 100 ms; for each spike, the time from its `ts`
-   (stamped just before it is produced) to the webhook's arrival.
+   (stamped just before it is produced) to the webhook's arrival. The producer
+   lingers 5 ms, as Kafka's clients do by default (`--linger-ms`).
+3. Where the time goes, per spike: to a bare aiokafka consumer of the same topic
+   (the transport's own latency in the same run), to the alert's write to the
+   alerts topic (its record timestamp), and from there to the webhook.
+
+The embedded broker's fetch latency grows with the record batches it holds: with
+one-record batches (`--linger-ms 0`) at 2k/s the bare consumer's p99 goes from
+~12 ms to ~100 ms within 10 s, so the worker's figures are read beside it.
 
 Prints a table and one JSON line. Timings depend on the machine: compare runs
 made on the same machine.
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import statistics
@@ -29,7 +38,7 @@ from typing import Any
 
 import orjson
 import yaml
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from anomalyd.domain import parse_time
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
@@ -64,7 +73,45 @@ class Receiver:
         return [(t, p) for t, p in self.arrivals if p["status"] == "firing"]
 
 
-async def main(rate: float, streams: int, seconds: float) -> dict[str, Any]:
+class RawReader:
+    """The transport's own latency, in the same run: a bare aiokafka consumer (its own
+    group, the worker's fetch wait) reading the events topic, stamping each spike's
+    arrival. What the worker adds is its latency minus this."""
+
+    def __init__(self, bootstrap: str, topic: str, fetch_max_wait_ms: int) -> None:
+        self.arrivals: dict[str, float] = {}
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id="bench.raw",
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1000)
+            now = time.time()
+            for record in (r for records in batch.values() for r in records):
+                if b"spike." in record.value:
+                    self.arrivals.setdefault(orjson.loads(record.value)["stream"], now)
+
+
+async def main(rate: float, streams: int, seconds: float, linger_ms: int) -> dict[str, Any]:
     receiver = Receiver()
     rule = {"name": "Spike", "type": "above", "threshold": 1000, "streams": ["*"]}
     async with EmbeddedBroker("127.0.0.1", free_port()) as broker:
@@ -79,8 +126,10 @@ async def main(rate: float, streams: int, seconds: float) -> dict[str, Any]:
             path.write_text(yaml.safe_dump(config))
             topic = config["topics"]["events"]
             await ensure_topics(broker.bootstrap, {topic: 4})
-            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=linger_ms)
             await producer.start()
+            raw = RawReader(broker.bootstrap, topic, fetch_max_wait_ms=10)  # the worker's
+            await raw.start()  # it joins its group while the worker starts
             await producer.send_and_wait(
                 topic, orjson.dumps({"stream": "warm", "ts": time.time(), "value": 5000})
             )
@@ -95,22 +144,62 @@ async def main(rate: float, streams: int, seconds: float) -> dict[str, Any]:
                     lambda: len(receiver.firing()) >= sent + 1, timeout=60, what="every spike"
                 )
                 verdict_p99 = histogram_quantile(worker.get("/metrics")[1], _VERDICT, 0.99)
+                emitted = await _alert_stamps(broker.bootstrap, config["topics"]["alerts"])
             finally:
+                await raw.stop()
                 await producer.stop()
                 worker.stop()
-    latencies = sorted(
-        (t - parse_time(p["alerts"][0]["startsAt"])) * 1000 for t, p in receiver.firing()[1:]
+    spikes = [(parse_time(p["alerts"][0]["startsAt"]), t, p) for t, p in receiver.firing()[1:]]
+    latencies = sorted((t - ts) * 1000 for ts, t, _ in spikes)
+    # Where the time goes: event -> alert written to the alerts topic (fetch, judge,
+    # publish) and alert written -> webhook received (fetch, group, POST).
+    judged = sorted(
+        (emitted[p["alerts"][0]["labels"]["stream"]] - ts) * 1000 for ts, _, p in spikes
+    )
+    delivered = sorted(
+        (t - emitted[p["alerts"][0]["labels"]["stream"]]) * 1000 for _, t, p in spikes
+    )
+    transport = sorted(
+        (raw.arrivals[p["alerts"][0]["labels"]["stream"]] - ts) * 1000 for ts, _, p in spikes
     )
     return {
         "startup_to_first_alert_s": round(startup, 2),
         "startup_to_ready_s": round(ready, 2),
         "background_rate": rate,
+        "producer_linger_ms": linger_ms,
         "spikes": len(latencies),
         "verdict_ms_p99_at_most": verdict_p99 * 1000,
         "latency_ms_p50": round(statistics.median(latencies), 1),
-        "latency_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "latency_ms_p99": round(_p99(latencies), 1),
         "latency_ms_max": round(latencies[-1], 1),
+        "raw_consumer_ms_p50": round(statistics.median(transport), 1),
+        "raw_consumer_ms_p99": round(_p99(transport), 1),
+        "to_alerts_topic_ms_p50": round(statistics.median(judged), 1),
+        "to_alerts_topic_ms_p99": round(_p99(judged), 1),
+        "alerts_topic_to_webhook_ms_p50": round(statistics.median(delivered), 1),
+        "alerts_topic_to_webhook_ms_p99": round(_p99(delivered), 1),
     }
+
+
+def _p99(ordered: list[float]) -> float:
+    return ordered[int(0.99 * (len(ordered) - 1))]
+
+
+async def _alert_stamps(bootstrap: str, topic: str) -> dict[str, float]:
+    """When each stream's first firing alert was written to the alerts topic (its
+    record timestamp, set by the worker's producer)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    stamps: dict[str, float] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for record in (r for records in batch.values() for r in records):
+                alert = orjson.loads(record.value)
+                if alert["status"] == "firing":
+                    stamps.setdefault(alert["labels"]["stream"], record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+    return stamps
 
 
 _VERDICT = "anomalyd_event_latency_seconds"
@@ -162,8 +251,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=2000.0, help="background events/s")
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--linger-ms", type=int, default=5, help="the producer's linger (Kafka clients' default)"
+    )
     args = parser.parse_args()
-    result = asyncio.run(main(args.rate, args.streams, args.seconds))
+    result = asyncio.run(main(args.rate, args.streams, args.seconds, args.linger_ms))
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

@@ -251,10 +251,19 @@ def report(results: dict[str, Any]) -> None:
         )
     latency = results["latency"]
     print(
-        f"\nat {latency['background_rate']:,.0f} events/s (default config, group_wait 0):"
+        f"\nat {latency['background_rate']:,.0f} events/s (default config, group_wait 0,"
+        f" producer linger {latency['producer_linger_ms']} ms):"
         f" event->verdict p99 <= {latency['verdict_ms_p99_at_most']:g} ms (histogram bucket),"
         f" event->webhook p50 {latency['latency_ms_p50']} ms, p99 {latency['latency_ms_p99']} ms;"
         f" start-up to first alert {latency['startup_to_first_alert_s']} s"
+    )
+    print(
+        "  where it goes (p50 / p99 ms): event -> a bare consumer (the transport)"
+        f" {latency['raw_consumer_ms_p50']} / {latency['raw_consumer_ms_p99']};"
+        f" event -> alert written {latency['to_alerts_topic_ms_p50']}"
+        f" / {latency['to_alerts_topic_ms_p99']};"
+        f" alert written -> webhook {latency['alerts_topic_to_webhook_ms_p50']}"
+        f" / {latency['alerts_topic_to_webhook_ms_p99']}"
     )
     print(f"\n{'memory (RSS)':<14} {'streams':>8} {'events':>7} {'KB/stream':>10}")
     for row in results["memory"]:

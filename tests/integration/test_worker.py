@@ -88,6 +88,10 @@ async def test_spike_is_pushed_to_the_webhook_then_resolved(
     assert status == 200
     assert b'anomalyd_alerts_total{detector="rules",status="firing"} 1.0' in metrics
     assert b'anomalyd_deliveries_total{outcome="ok",receiver="oncall"} 2.0' in metrics
+    # Written here to a partition this worker reads: taken in on the broker's
+    # acknowledgement, not read back (where they are skipped as replays).
+    assert b'anomalyd_notify_alerts_taken_total{via="write"} 2.0' in metrics
+    assert b'via="read"' not in metrics
 
 
 async def test_events_keyed_otherwise_are_rekeyed_by_stream_and_counted(

@@ -134,3 +134,37 @@ async def test_a_record_this_version_cannot_read_is_skipped(topics: Topics) -> N
     delivery = await started(topics, ManualClock(T0))
     assert delivery.silences.all() == []
     await delivery.on_stop()
+
+
+async def test_an_alert_written_here_is_taken_on_its_acknowledgement_once(
+    topics: Topics,
+) -> None:
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    b = firing({"alertname": "B", "stream": "s"}, {}, T0, "http://x")
+    delivery = await started(topics, clock)
+    await delivery.deliver(raw(a), 0, 4)  # read: everything up to 4 is taken
+    assert delivery.written(raw(b), 0, 5)
+    await delivery.idle()
+    assert notified(topics) == [([a.fingerprint], []), ([b.fingerprint], [])]
+    await delivery.deliver(raw(b), 0, 5)  # read back later: a replay
+    await delivery.idle()
+    assert len(notified(topics)) == 2
+    assert [orjson.loads(v or b"{}")["offset"] for _, v in topics.written("h")] == [4, 5]
+    await delivery.on_stop()
+
+
+async def test_an_alert_written_behind_unread_ones_waits_for_them(topics: Topics) -> None:
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    b = firing({"alertname": "B", "stream": "s"}, {}, T0, "http://x")
+    delivery = await started(topics, clock)
+    await delivery.deliver(raw(a), 0, 3)
+    assert not delivery.written(raw(b), 0, 5)  # offset 4 is not read yet
+    assert not delivery.written(raw(b), 1, 0)  # a partition another worker reads
+    await delivery.idle()
+    assert notified(topics) == [([a.fingerprint], [])]
+    await delivery.deliver(raw(b), 0, 5)  # in offset order, as read
+    await delivery.idle()
+    assert notified(topics) == [([a.fingerprint], []), ([b.fingerprint], [])]
+    await delivery.on_stop()

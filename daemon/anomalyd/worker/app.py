@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import faust
@@ -93,7 +95,7 @@ def build_app(
     alerts_dlq = app.topic(topics.alerts_dlq)
     drift = app.topic(topics.drift)
 
-    runtime.attach(send_alert=_sender(alerts), send_drift=_sender(drift))
+    runtime.attach(send_alert=_sender(alerts, written=delivery.written), send_drift=_sender(drift))
     delivery.attach(send_alert_dlq=_sender(alerts_dlq))
 
     flow = EventFlow(
@@ -134,13 +136,20 @@ def build_app(
     return app
 
 
-def _sender(topic: Any) -> Sender:
-    """Send bytes to one of the app's topics, as the runtime and delivery expect."""
+def _sender(topic: Any, written: Callable[[bytes, int, int], object] | None = None) -> Sender:
+    """Send bytes to one of the app's topics, as the runtime and delivery expect; once the
+    broker has acknowledged a record, `written(value, partition, offset)`."""
 
     async def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await topic.send(key=key, value=value, headers=headers)
+        callback = None if written is None else partial(_acknowledged, written, value)
+        await topic.send(key=key, value=value, headers=headers, callback=callback)
 
     return send
+
+
+def _acknowledged(written: Callable[[bytes, int, int], object], value: bytes, sent: Any) -> None:
+    metadata = sent.result()  # Faust calls back only once the send has succeeded
+    written(value, metadata.partition, metadata.offset)
 
 
 def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str) -> None:

@@ -8,6 +8,12 @@ The alerts topic is keyed by alertname (`Runtime.emit`), so all alerts of a grou
 shard of the dispatcher: when a partition moves, the old owner lets go of its alerts and
 the new one restores them from the state topic, then skips the records it replays that
 its groups already hold.
+
+An alert this worker writes to a partition it reads is taken into its groups as soon
+as the broker acknowledges the write, if every alert before it in that partition has
+been taken: the alert is durable already, and reading it back would cost a broker
+round trip (a fetch wait and more) before a `group_wait: 0` notification goes out.
+Reading it back later is a replay, skipped by its offset.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify import DeadLetter, RetryPolicy, build_notifiers
 from anomalyd.notify.dispatch import Dispatcher, build_pipeline
+from anomalyd.notify.group import Held
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.pipeline import Stage
 from anomalyd.notify.retry import RetryStage
@@ -78,6 +85,8 @@ class Delivery(Service):
         self._dispatcher: Dispatcher | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._holds: set[asyncio.Task[None]] = set()
+        self._hold_lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
     def attach(self, *, send_alert_dlq: Sender) -> None:
@@ -125,6 +134,8 @@ class Delivery(Service):
         for task in set(self._flushes):
             task.cancel()
         await asyncio.gather(*self._flushes, return_exceptions=True)
+        if self._holds:  # state writes of alerts taken on their write's acknowledgement
+            await asyncio.wait(set(self._holds), timeout=_STOP_GRACE_S)
         if self._store is not None:
             await self._store.stop()
         if self._session is not None:
@@ -180,7 +191,7 @@ class Delivery(Service):
     # -- alerts in ----------------------------------------------------------------------------
 
     async def deliver(self, raw: bytes, shard: int, offset: int) -> None:
-        """Take one alert record from the alerts topic (partition `shard`, `offset`)."""
+        """Take one alert record read from the alerts topic (partition `shard`, `offset`)."""
         if self._dispatcher is None:
             return
         if shard not in self._owned:
@@ -188,13 +199,53 @@ class Delivery(Service):
         if offset <= self.notify_state.applied.get(shard, -1):
             _log.debug("alert_replay_skipped", shard=shard, offset=offset)
             return
+        held = self._take(raw, shard, offset, via="read")
+        if held is not None:
+            await self._hold(held, offset)
+
+    def written(self, raw: bytes, shard: int, offset: int) -> bool:
+        """An alert this worker wrote is durable at `offset` of partition `shard` (the
+        broker acknowledged it). If this worker reads that partition and has taken in
+        every alert before it, take this one in now instead of when it is read back: one
+        broker round trip sooner. Reading it back is then a replay, skipped by offset.
+        Otherwise alerts before it are still to be read, and this one waits its turn.
+
+        Returns whether it was taken."""
+        if self._dispatcher is None or shard not in self._owned:
+            return False
+        if self.notify_state.applied.get(shard, -1) != offset - 1:
+            return False
+        held = self._take(raw, shard, offset, via="write")
+        if held is not None:
+            task = asyncio.create_task(self._hold(held, offset))
+            self._holds.add(task)
+            task.add_done_callback(self._hold_done)
+        return True
+
+    def _take(self, raw: bytes, shard: int, offset: int, via: str) -> Held | None:
+        """Put an alert into its groups, with no await: the next offset of its shard is
+        only ever taken after this one. Returns what is to be persisted as held."""
+        assert self._dispatcher is not None
         alert = Alert.from_json(orjson.loads(raw))
         held = self._dispatcher.insert(alert, shard, self.clock.now())
         self.notify_state.note_applied(shard, offset)
+        self.metrics.alerts_taken.labels(via).inc()
         self._start_due()  # group_wait 0: the flush takes this state before the next one
-        if held is not None:
-            await self.notify_state.hold(held, offset)
         self._wake.set()
+        return held
+
+    async def _hold(self, held: Held, offset: int) -> None:
+        # One write at a time, in the order the alerts were taken: an alert's later state
+        # must not be overwritten by an earlier one on the compacted topic.
+        async with self._hold_lock:
+            await self.notify_state.hold(held, offset)
+
+    def _hold_done(self, task: asyncio.Task[None]) -> None:
+        self._holds.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The alert is in its groups and notified as usual; only a restart would not
+            # know it is held (the next owner replays it from the alerts topic).
+            _log.error("alert_hold_failed", exc_info=task.exception())
 
     async def assign(self, shards: set[int]) -> None:
         """This worker now reads exactly these partitions of the alerts topic: let go of the
