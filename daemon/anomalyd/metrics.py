@@ -3,7 +3,12 @@ test process can build several apps without duplicate-series errors)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -82,10 +87,10 @@ class Metrics:
         self.groups = Gauge(
             "anomalyd_notify_groups", "Notification groups by receiver.", ["receiver"], registry=r
         )
-        self.event_latency = Histogram(
+        self.event_latency = HotHistogram(
             "anomalyd_event_latency_seconds",
             "Time from the event's broker timestamp to its verdict.",
-            buckets=_LATENCY_BUCKETS,
+            _LATENCY_BUCKETS,
             registry=r,
         )
         self.drift_windows = Counter(
@@ -140,3 +145,33 @@ class Metrics:
         """The config in force is now `version`: one series, the old one gone."""
         self.config_version.clear()
         self.config_version.labels(version).set(1)
+
+
+class HotHistogram(Collector):
+    """A histogram observed once per event, on the hot path: plain counts, exported at
+    scrape time. prometheus_client's `Histogram.observe` takes a lock and walks every
+    bucket: ~3 µs, a tenth of what judging an event costs. Observed and scraped on the
+    event loop's thread only."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = buckets
+        self._counts = [0] * (len(buckets) + 1)  # the last one past every bound (+Inf)
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect_left(self._bounds, value)] += 1  # le: value <= bound
+        self._sum += value
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self._name, self._documentation)
+        cumulative, buckets = 0, []
+        for bound, count in zip((*map(str, self._bounds), "+Inf"), self._counts, strict=True):
+            cumulative += count
+            buckets.append((bound, float(cumulative)))
+        family.add_metric([], buckets, sum_value=self._sum)
+        yield family

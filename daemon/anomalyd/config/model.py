@@ -71,6 +71,14 @@ class KafkaSection(_Strict):
     # None picks the right default for the broker: short for embedded (see README).
     session_timeout: Duration | None = None
     fetch_max_wait: Duration | None = None
+    producer_linger: Duration = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="How long the worker's producer waits to batch records (Kafka clients' "
+        "linger.ms): a chunk's drift records and alerts go out in a few requests, not one "
+        "each.",
+    )
 
     @field_validator("brokers")
     @classmethod

@@ -71,6 +71,7 @@ def build_app(
         broker_request_timeout=max(30.0, session_timeout * 2),
         topic_partitions=kafka.partitions,
         topic_allow_declare=True,
+        producer_linger=kafka.producer_linger,
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",

@@ -106,8 +106,10 @@ class Runtime(Service):
         outcome = self.pipeline.process(event, now=now)
         if broker_ts is not None:
             self.metrics.event_latency.observe(max(0.0, now - broker_ts))
-        into.alerts.extend(outcome.alerts)
-        into.drift.extend(outcome.drift)
+        if outcome.alerts:
+            into.alerts.extend(outcome.alerts)
+        if outcome.drift:
+            into.drift.extend(outcome.drift)
 
     async def tick(self) -> None:
         """On a timer: absence alerts, and drift windows of streams that went quiet."""
