@@ -10,7 +10,7 @@ from scipy import stats as scipy_stats
 
 from anomalyd.drift import ks_pvalue, ks_statistic, psi, psi_edges, wasserstein
 from anomalyd.drift.distance import PSI_EPSILON
-from anomalyd.drift.sample import Reservoir, window_seed
+from anomalyd.drift.sample import Reservoir, thin, thinned_size, window_seed
 
 PAIRS = [
     ("same law", lambda r: r.normal(0, 1, 400), lambda r: r.normal(0, 1, 700)),
@@ -139,3 +139,37 @@ def test_window_seeds_are_stable_and_distinct() -> None:
     assert window_seed(0, "s", "value", 60.0) == window_seed(0, "s", "value", 60.0)
     seeds = {window_seed(0, "s", f, t) for f in ("a", "b") for t in (0.0, 60.0)}
     assert len(seeds) == 4
+
+
+# --- thinning a window that joins a rolling reference -------------------------------------------
+
+#: Few distinct values: many ties.
+grids = st.lists(st.integers(-20, 20).map(float), min_size=1, max_size=2000).map(
+    lambda xs: np.sort(np.array(xs, dtype=np.float64))
+)
+
+
+@given(st.one_of(samples, grids), st.integers(2, 600))
+def test_thinning_keeps_the_quantile_function_within_one_step(a: np.ndarray, size: int) -> None:
+    kept = thin(a, size)
+    assert kept.size == min(a.size, size)
+    assert np.all(np.diff(kept) >= 0)
+    assert kept[0] == a[0]
+    assert kept[-1] == a[-1]
+    assert np.isin(kept, a).all()
+    assert ks_statistic(a, kept) <= 1.0 / kept.size + 1e-12
+
+
+def test_thinning_takes_evenly_spaced_order_statistics_deterministically() -> None:
+    a = np.arange(10.0)
+    assert thin(a, 4).tolist() == [0.0, 3.0, 6.0, 9.0]
+    assert thin(a, 10) is a
+    b = np.sort(np.random.default_rng(5).normal(0, 1, 512))
+    assert np.array_equal(thin(b, 128), thin(b.copy(), 128))
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "each"), [(512, 1, 512), (512, 4, 128), (512, 3, 171), (32, 64, 2)]
+)
+def test_a_pool_of_n_thinned_windows_holds_about_k_values(k: int, n: int, each: int) -> None:
+    assert thinned_size(k, n) == each

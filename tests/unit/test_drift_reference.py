@@ -56,6 +56,26 @@ def test_rolling_pools_the_last_n_normal_windows() -> None:
     assert pooled.stats.count == 600
 
 
+@pytest.mark.parametrize(("mode", "windows", "kept"), [("rolling", 3, 66), ("previous", 1, 64)])
+def test_a_reference_holds_about_k_values_and_stats_of_every_event(
+    mode: str, windows: int, kept: int
+) -> None:
+    # K = 64: a rolling reference of 3 windows keeps ceil(64 / 3) = 22 values of each.
+    m = monitor(reference=mode, rolling_windows=3, sample_size=64)
+    updates = feed(m, [0.0] * 4)
+    state = m.state("s")
+    assert state is not None
+    reference = state.fields["value"].reference.view()
+    assert reference is not None
+    assert reference.side.sample.size == kept
+    assert np.all(np.diff(reference.side.sample) >= 0)
+    # Count, min and max come from every event of its windows, not from the samples.
+    parts = [u.records[0].stats for u in updates[-windows:]]
+    assert reference.side.stats.count == 200 * windows
+    assert reference.side.stats.min == min(p.min for p in parts if p is not None)
+    assert reference.side.stats.max == max(p.max for p in parts if p is not None)
+
+
 @pytest.mark.parametrize("mode", ["previous", "rolling"])
 def test_a_suspect_window_is_held_back_then_becomes_the_new_reference(mode: str) -> None:
     m = monitor(reference=mode, rolling_windows=3, confirm_windows=3, stable_windows=2)

@@ -11,11 +11,16 @@ alerts. Windows close only when told:
   its watermark moves on by the processing time elapsed since its last event;
 - `flush()`: end of input.
 
-Memory per tracked stream and field: (N reference windows + at most
-confirm_windows - 1 held back + 1 or 2 open) x (a sample of at most K doubles +
-~0.5 KB of statistics), plus two change detectors. Measured with the defaults
-(K = 512, rolling N = 4): ~13 KB at 100 events a window, 34-40 KB once windows
-exceed K events. At most `max_fields` fields per stream, `max_streams` streams.
+Memory per tracked stream and field: the reference, N windows' statistics
+(~0.5 KB each) and ~K doubles of samples in all (a rolling reference thins each
+window to ceil(K / N) values, see `reference`), as much again at most for the
+windows held back during a suspicion, 1 or 2 open windows (a sample of at most K
+doubles each, growing with the events), and two River ADWINs (~0.5 KB new, ~2.5 KB
+after a few thousand points; the one over model scores is made at the first
+score). Measured with the defaults (K = 512, rolling N = 4), for the whole
+pipeline (`bench_memory`): ~22 KB a stream at 300 events a window, ~5 KB of it the
+ADWINs and ~3 KB the engine. At most `max_fields` fields per stream, `max_streams`
+streams.
 """
 
 from __future__ import annotations
@@ -71,8 +76,10 @@ class _Window:
 @dataclass(slots=True)
 class _Field:
     values: Detector
-    scores: Detector
     reference: ReferenceHistory
+    #: Made at the first model score: a field the model never scores (or not yet, in
+    #: its warmup) does without (an ADWIN costs 0.5 KB empty, 2.5 KB after 1,500 points).
+    scores: Detector | None = None
 
 
 @dataclass(slots=True)
@@ -309,8 +316,11 @@ class DriftMonitor:
         if score is not None:
             slot.score_sum += score
             slot.scored += 1
-            tracked.scores.update(score)
-            if tracked.scores.drift_detected:
+            scores = tracked.scores
+            if scores is None:
+                scores = tracked.scores = make_detector(self._config.change_detector)
+            scores.update(score)
+            if scores.drift_detected:
                 slot.score_change = True
 
     def _new_field(self, state: StreamState, name: str) -> _Field | None:
@@ -319,7 +329,6 @@ class DriftMonitor:
             return None
         tracked = state.fields[name] = _Field(
             values=make_detector(config.change_detector),
-            scores=make_detector(config.change_detector),
             reference=ReferenceHistory(
                 config.reference, config.rolling_windows, config.pinned_start_ts
             ),
@@ -373,7 +382,11 @@ class DriftMonitor:
         for item in judged:
             if item.side.stats.count >= self._config.min_count:
                 state.fields[item.field].reference.learn(
-                    Snapshot(start, item.side, full), item.judgement, before, state.episode.status
+                    Snapshot(start, item.side, full),
+                    item.judgement,
+                    before,
+                    state.episode.status,
+                    self._config.sample_size,
                 )
 
     def _judge_field(self, state: StreamState, name: str, slot: _FieldWindow) -> _Judged:

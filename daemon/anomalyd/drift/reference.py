@@ -13,13 +13,21 @@
   stream has settled. A pinned reference never moves: the episode lasts until
   the data comes back to it.
 
+A rolling reference keeps each of its N windows thinned to ceil(K / N) values
+(`sample.thin`: the window's quantile function at evenly spaced points, min and
+max included), so the pool it compares with holds at most ~K values, as a
+single window's sample does, and the significance tests count those values, not
+the ones they summarise. Its count, mean, std, min and max still come from every
+event of its windows (their Stats); its quantiles from the pool.
+
 Memory: at most N windows (1 unless rolling) plus `confirm_windows - 1`
-held-back windows, each a sorted sample of at most K doubles and its Stats.
+held-back windows, each its Stats (~0.3 KB) and a sorted sample of at most K
+doubles, ceil(K / N) if rolling: the N windows' samples hold ~K doubles in all
+(4 KB at K = 512, N = 4), a held-back window ceil(K / N) more.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +35,7 @@ import numpy as np
 from anomalyd.config.drift import ReferenceMode
 from anomalyd.drift.episode import Status
 from anomalyd.drift.rule import Judgement, Side
+from anomalyd.drift.sample import thin, thinned_size
 from anomalyd.drift.summary import pooled
 
 
@@ -49,23 +58,32 @@ class Reference:
 class ReferenceHistory:
     """One field's reference windows."""
 
-    __slots__ = ("_held", "_pinned_start", "_windows", "mode")
+    # Tuples, not a deque and a list: a deque costs ~600 bytes however few it holds.
+    __slots__ = ("_held", "_pinned_start", "_size", "_windows", "mode")
 
     def __init__(self, mode: ReferenceMode, rolling_windows: int, pinned_start: float | None):
         self.mode = mode
         self._pinned_start = pinned_start
-        self._windows: deque[Snapshot] = deque(maxlen=rolling_windows if mode == "rolling" else 1)
-        self._held: list[Snapshot] = []
+        self._size = rolling_windows if mode == "rolling" else 1
+        self._windows: tuple[Snapshot, ...] = ()
+        self._held: tuple[Snapshot, ...] = ()
 
     def view(self) -> Reference | None:
-        # Pooled afresh for each window (a sort of N * K values), not kept: it would double
-        # the memory of a rolling reference.
-        return _pool(self.mode, list(self._windows)) if self._windows else None
+        # Pooled afresh for each window (a sort of at most ~K values), not kept: it would
+        # double the memory of a rolling reference.
+        return _pool(self.mode, self._windows) if self._windows else None
 
     def learn(
-        self, snapshot: Snapshot, judgement: Judgement, before: Status, after: Status
+        self,
+        snapshot: Snapshot,
+        judgement: Judgement,
+        before: Status,
+        after: Status,
+        sample_size: int,
     ) -> None:
-        """Take in a judged window with at least `min_count` events (the caller checks)."""
+        """Take in a judged window with at least `min_count` events (the caller checks);
+        `sample_size` is K, what a window's sample holds at most."""
+        snapshot = self._thinned(snapshot, thinned_size(sample_size, self._size))
         if self.mode == "pinned":
             self._pin(snapshot)
         elif judgement is Judgement.NO_REFERENCE:
@@ -73,12 +91,19 @@ class ReferenceHistory:
         elif after is Status.DRIFTING:
             opened = before is not Status.DRIFTING
             self._keep([*self._held, snapshot], replace=opened)
-            self._held.clear()
+            self._held = ()
         elif after is Status.SUSPECT:
-            self._held.append(snapshot)
+            self._held = (*self._held, snapshot)
         elif after is Status.STABLE and judgement is Judgement.UNCHANGED:
             self._keep([snapshot])
-            self._held.clear()
+            self._held = ()
+
+    def _thinned(self, snapshot: Snapshot, size: int) -> Snapshot:
+        sample = snapshot.side.sample
+        kept = thin(sample, size)
+        if kept is sample:
+            return snapshot
+        return Snapshot(snapshot.start, Side(snapshot.side.stats, kept), snapshot.full)
 
     def _pin(self, snapshot: Snapshot) -> None:
         if self._windows:
@@ -91,15 +116,16 @@ class ReferenceHistory:
             self._keep([snapshot])
 
     def _keep(self, snapshots: list[Snapshot], replace: bool = False) -> None:
-        if replace:
-            self._windows.clear()
-        self._windows.extend(snapshots)
+        kept = (*snapshots,) if replace else (*self._windows, *snapshots)
+        self._windows = kept[-self._size :]
 
 
-def _pool(mode: ReferenceMode, windows: list[Snapshot]) -> Reference:
+def _pool(mode: ReferenceMode, windows: tuple[Snapshot, ...]) -> Reference:
     starts = tuple(w.start for w in windows)
     if len(windows) == 1:
         return Reference(mode, starts, windows[0].side)
+    # Thinned windows: the pool has at most N * ceil(K / N) values, and the KS p-value
+    # counts those (an honest size: a thinned window is not K independent draws).
     sample = np.sort(np.concatenate([w.side.sample for w in windows]))
     stats = pooled([w.side.stats for w in windows], sample)
     return Reference(mode, starts, Side(stats, sample))

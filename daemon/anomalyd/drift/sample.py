@@ -8,10 +8,15 @@ it holds the window exactly and draws no random numbers at all.
 
 The generator is seeded from the stream, field and window start, so a backtest
 and a replay keep the same values and reach the same verdicts.
+
+A window that joins a rolling reference of N windows keeps only `thin(sample,
+ceil(K / N))`: its quantile function at evenly spaced points, so the pooled
+reference holds about one window's worth of values, not N.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from array import array
@@ -58,3 +63,23 @@ class Reservoir:
     def sorted(self) -> FloatArray:
         """The kept values, sorted (what every distance in `distance` takes)."""
         return np.sort(np.frombuffer(self._values, dtype=np.float64))
+
+
+def thin(sorted_values: FloatArray, size: int) -> FloatArray:
+    """At most `size` (>= 2) evenly spaced order statistics of `sorted_values`, its min
+    and max included: deterministic, and within 1/size of it in KS distance.
+
+    A sample of `size` values or fewer comes back as it is.
+    """
+    n = sorted_values.size
+    if n <= size:
+        return sorted_values
+    # The order statistic j * (n - 1) / (size - 1), rounded, for j = 0 .. size - 1.
+    at = (np.arange(size) * (n - 1) + (size - 1) // 2) // (size - 1)
+    return sorted_values[at]
+
+
+def thinned_size(sample_size: int, windows: int) -> int:
+    """How many values each window of a pool of `windows` keeps: ceil(K / N), so the
+    pool holds at most about K values (and never fewer than a window's min and max)."""
+    return max(2, math.ceil(sample_size / windows))

@@ -27,7 +27,7 @@ class OpenWindows(Generic[T]):
     """One stream's open windows, by start time; at most `grace / size + 2` of them
     are open at once, since a watermark past a window's end + grace closes it."""
 
-    __slots__ = ("_open", "closed_until", "grace", "size")
+    __slots__ = ("_first_end", "_open", "closed_until", "grace", "size")
 
     def __init__(self, size: float, grace: float) -> None:
         self.size = size
@@ -35,6 +35,9 @@ class OpenWindows(Generic[T]):
         self._open: dict[float, T] = {}
         #: Every window ending at or before this is closed; its events are late.
         self.closed_until = -math.inf
+        #: The end of the oldest open window (inf if none): what every event is checked
+        #: against, without looking at the windows.
+        self._first_end = math.inf
 
     def __len__(self) -> int:
         return len(self._open)
@@ -48,6 +51,7 @@ class OpenWindows(Generic[T]):
         if start + self.size <= self.closed_until:
             return None
         window = self._open[start] = make(start)
+        self._first_end = min(self._first_end, start + self.size)
         return window
 
     def close_due(self, watermark: float) -> list[tuple[float, T]]:
@@ -56,11 +60,12 @@ class OpenWindows(Generic[T]):
         if limit <= self.closed_until:
             return []
         self.closed_until = limit
-        due = [start for start in self._open if start + self.size <= limit]
-        if not due:  # what nearly every event finds: no allocation beyond this list
+        if limit < self._first_end:  # what nearly every event finds
             return []
-        due.sort()
-        return [(start, self._open.pop(start)) for start in due]
+        due = sorted(start for start in self._open if start + self.size <= limit)
+        closed = [(start, self._open.pop(start)) for start in due]
+        self._first_end = min(self._open, default=math.inf) + self.size
+        return closed
 
     def close_all(self) -> list[tuple[float, T]]:
         """Close every open window (end of input): later events for them are late."""
