@@ -43,6 +43,11 @@ def by_stream_topic_name(config: AnomalydConfig) -> str:
     return f"{config.app.id}-events-by-stream"
 
 
+def worker_topics(config: AnomalydConfig) -> list[str]:
+    """Every topic the worker reads or writes."""
+    return [*config.topics.model_dump().values(), by_stream_topic_name(config)]
+
+
 def state_topic_name(config: AnomalydConfig) -> str:
     """Per-stream detection state; partitioned like the by-stream topic (same key, same count)."""
     return f"{config.app.id}-state"
@@ -66,6 +71,7 @@ def build_app(
         config.app.id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap],
         fetch_max_wait_ms=max(1, int(kafka.effective_fetch_max_wait * 1000)),
+        produced_topics=worker_topics(config),
         broker_session_timeout=session_timeout,
         broker_heartbeat_interval=max(0.5, session_timeout / 5),
         broker_request_timeout=max(30.0, session_timeout * 2),

@@ -14,7 +14,7 @@ from mode import Service
 from anomalyd.clock import SystemClock
 from anomalyd.config import AnomalydConfig
 from anomalyd.metrics import Metrics
-from anomalyd.worker.app import build_app, by_stream_topic_name, state_topic_name
+from anomalyd.worker.app import build_app, state_topic_name, worker_topics
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import configure_logging
@@ -44,8 +44,7 @@ class EmbeddedBrokerService(Service):
 
 def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
     """Every topic the worker reads or writes, with the partition count it needs."""
-    names = [*config.topics.model_dump().values(), by_stream_topic_name(config)]
-    return dict.fromkeys(names, config.kafka.partitions)
+    return dict.fromkeys(worker_topics(config), config.kafka.partitions)
 
 
 def data_dir_problem(path: str) -> str | None:

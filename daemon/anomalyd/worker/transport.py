@@ -8,6 +8,12 @@
 - hooks run before offsets are committed (`App.before_commit`): the daemon writes
   the state its streams reached, so a commit never runs ahead of the saved state
   (after a crash the next owner replays from the commit onto exactly that state);
+- the producer's metadata always covers every topic the worker writes
+  (`App.produced_topics`). aiokafka asks the broker only for the topics it was told
+  about once it is told about any: after the first send to a new topic (the first
+  dead letter, say), its metadata forgets the topics it had learned at start-up,
+  and a batch still lingering for one of those is stuck (its leader unknown, no
+  refresh brings it back) until the request timeout, 20 minutes;
 - the table manager does not sleep a fixed second before it starts recovery when
   the app has no tables (the daemon keeps its state in its own compacted topics):
   that second was a fifth of the worker's start-up.
@@ -17,7 +23,7 @@ Everything else (offsets, rebalancing, acks) stays Faust's own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -59,8 +65,17 @@ class _Consumer(BatchingConsumer, faust_aiokafka.Consumer):
         return bool(await super()._commit_offsets(offsets, start_new_transaction))
 
 
+class _Producer(faust_aiokafka.Producer):
+    async def on_start(self) -> None:
+        await super().on_start()
+        topics = cast(App, self.app).produced_topics
+        if topics:  # see the module's docstring
+            await self._ensure_producer().client.set_topics(topics)
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class TableManager(FaustTableManager):
@@ -76,8 +91,16 @@ class App(faust.App):
     """faust.App whose Kafka consumer uses `fetch_max_wait_ms` and can hand whole
     fetched batches to a handler (`consume_in_batches`)."""
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int = 500, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int = 500,
+        produced_topics: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        #: Every topic the app's producer writes, in its metadata from the start.
+        self.produced_topics = list(produced_topics)
         #: topic name -> handler of its fetched batches, one partition at a time.
         self.batch_handlers: dict[str, BatchHandler] = {}
         #: Awaited, in order, before each offset commit.
