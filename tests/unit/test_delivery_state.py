@@ -4,6 +4,8 @@ next worker to rebuild its groups and to skip the alerts it replays, stale ones 
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -167,4 +169,34 @@ async def test_an_alert_written_behind_unread_ones_waits_for_them(topics: Topics
     await delivery.deliver(raw(b), 0, 5)  # in offset order, as read
     await delivery.idle()
     assert notified(topics) == [([a.fingerprint], []), ([b.fingerprint], [])]
+    await delivery.on_stop()
+
+
+async def test_an_alert_written_while_its_shard_is_restored_waits_to_be_read(
+    topics: Topics,
+) -> None:
+    """Taken before the shard's groups are back, it would start a group of its own and
+    page without the alerts already held with it."""
+    restoring = asyncio.Event()
+    go_on = asyncio.Event()
+
+    class SlowState(State):
+        async def catch_up(self) -> None:
+            restoring.set()
+            await go_on.wait()
+
+    delivery = Delivery(
+        CONFIG,
+        ManualClock(T0),
+        Metrics(),
+        state_factory=lambda _b, handlers, _t: SlowState(topics, handlers),
+    )
+    await delivery.on_start()
+    assigning = asyncio.create_task(delivery.assign({0}))
+    await restoring.wait()
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    assert not delivery.written(raw(a), 0, 0)
+    go_on.set()
+    await assigning
+    assert delivery.written(raw(a), 0, 0)
     await delivery.on_stop()

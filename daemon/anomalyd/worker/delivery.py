@@ -80,6 +80,8 @@ class Delivery(Service):
         self.metrics = metrics
         self.notify_state = NotifyState(config.topics, Silences(config.silences), clock)
         self._owned: set[int] = set()
+        #: Gained shards whose groups are being rebuilt from the state topic.
+        self._restoring: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
         self._store: StateStore | None = None
         self._dispatcher: Dispatcher | None = None
@@ -211,8 +213,8 @@ class Delivery(Service):
         Otherwise alerts before it are still to be read, and this one waits its turn.
 
         Returns whether it was taken."""
-        if self._dispatcher is None or shard not in self._owned:
-            return False
+        if self._dispatcher is None or shard not in self._owned or shard in self._restoring:
+            return False  # not read here, or its groups are not back yet
         if self.notify_state.applied.get(shard, -1) != offset - 1:
             return False
         held = self._take(raw, shard, offset, via="write")
@@ -257,9 +259,14 @@ class Delivery(Service):
         if lost:
             self._dispatcher.drop_shards(lost)
         if gained:
-            await self._store.catch_up()
-            restored = [held for held in self.notify_state.held.values() if held.shard in gained]
-            self._dispatcher.restore(restored, self.clock.now())
+            self._restoring |= gained
+            try:
+                await self._store.catch_up()
+                held = self.notify_state.held.values()
+                restored = [item for item in held if item.shard in gained]
+                self._dispatcher.restore(restored, self.clock.now())
+            finally:
+                self._restoring -= gained
             _log.info("notify_groups_restored", shards=sorted(gained), alerts=len(restored))
         self._wake.set()
 
