@@ -172,31 +172,52 @@ async def test_an_alert_written_behind_unread_ones_waits_for_them(topics: Topics
     await delivery.on_stop()
 
 
-async def test_an_alert_written_while_its_shard_is_restored_waits_to_be_read(
+class Restoring:
+    """A worker whose state topics take until `go_on` to read back (`catch_up`)."""
+
+    def __init__(self, topics: Topics, clock: ManualClock) -> None:
+        self.started = asyncio.Event()
+        self.go_on = asyncio.Event()
+        restoring = self
+
+        class SlowState(State):
+            async def catch_up(self) -> None:
+                restoring.started.set()
+                await restoring.go_on.wait()
+
+        self.delivery = Delivery(
+            CONFIG, clock, Metrics(), state_factory=lambda _b, h, _t: SlowState(topics, h)
+        )
+
+
+async def test_alerts_of_a_shard_being_restored_join_its_groups_once_they_are_back(
     topics: Topics,
 ) -> None:
-    """Taken before the shard's groups are back, it would start a group of its own and
-    page without the alerts already held with it."""
-    restoring = asyncio.Event()
-    go_on = asyncio.Event()
+    """Taken before the shard's groups are back, an alert would start a group of its own
+    and page without the alerts already held with it."""
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "a"}, {}, T0, "http://x")
+    b = firing({"alertname": "A", "stream": "b"}, {}, T0, "http://x")
+    first = await started(topics, clock)
+    await first.deliver(raw(a), 0, 3)
+    await first.idle()
+    await first.on_stop()
 
-    class SlowState(State):
-        async def catch_up(self) -> None:
-            restoring.set()
-            await go_on.wait()
-
-    delivery = Delivery(
-        CONFIG,
-        ManualClock(T0),
-        Metrics(),
-        state_factory=lambda _b, handlers, _t: SlowState(topics, handlers),
-    )
-    await delivery.on_start()
-    assigning = asyncio.create_task(delivery.assign({0}))
-    await restoring.wait()
-    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
-    assert not delivery.written(raw(a), 0, 0)
-    go_on.set()
-    await assigning
-    assert delivery.written(raw(a), 0, 0)
-    await delivery.on_stop()
+    worker = Restoring(topics, clock)
+    await worker.delivery.on_start()
+    assigning = asyncio.create_task(worker.delivery.assign({0}))
+    await worker.started.wait()
+    assert not worker.delivery.written(raw(b), 0, 4)  # on its write: not yet
+    reading = asyncio.create_task(worker.delivery.deliver(raw(b), 0, 4))  # read: waits
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not reading.done()
+    worker.go_on.set()
+    await asyncio.gather(assigning, reading)
+    clock.set(T0 + 60)
+    await worker.delivery.flush_due()
+    assert [sorted(fired) for fired, _ in notified(topics)] == [
+        [a.fingerprint],
+        sorted([a.fingerprint, b.fingerprint]),  # b joined a's group: a was not left out
+    ]
+    await worker.delivery.on_stop()

@@ -82,6 +82,7 @@ class Delivery(Service):
         self._owned: set[int] = set()
         #: Gained shards whose groups are being rebuilt from the state topic.
         self._restoring: set[int] = set()
+        self._restored = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._store: StateStore | None = None
         self._dispatcher: Dispatcher | None = None
@@ -198,6 +199,8 @@ class Delivery(Service):
             return
         if shard not in self._owned:
             await self.assign(self._owned | {shard})
+        while shard in self._restoring:  # join its groups once they are back, not before
+            await self._restored.wait()
         if offset <= self.notify_state.applied.get(shard, -1):
             _log.debug("alert_replay_skipped", shard=shard, offset=offset)
             return
@@ -267,6 +270,8 @@ class Delivery(Service):
                 self._dispatcher.restore(restored, self.clock.now())
             finally:
                 self._restoring -= gained
+                self._restored.set()  # wakes the deliveries waiting for these shards
+                self._restored = asyncio.Event()
             _log.info("notify_groups_restored", shards=sorted(gained), alerts=len(restored))
         self._wake.set()
 
