@@ -132,6 +132,22 @@ class WorkerProcess:
         except OSError:
             return 0, b""
 
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, bytes]:
+        """An API request: `body` sent as JSON, `token` as a bearer token; the status and
+        the response body, an error status included."""
+        data = orjson.dumps(body) if body is not None else None
+        request = urllib.request.Request(self.http + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
     async def wait_ready(self, timeout: float = 45.0) -> float:
         """Seconds from process start until /readyz answers 200."""
 
@@ -207,6 +223,22 @@ async def consume(bootstrap: str, topic: str, count: int, timeout: float = 30.0)
             if time.monotonic() > deadline:
                 raise AssertionError(f"got {len(records)} of {count} records from {topic}")
             batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_all(bootstrap: str, topic: str, quiet: float = 1.0) -> list[Any]:
+    """Every record of `topic` from the beginning, until none has come for `quiet` s."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=int(quiet * 1000)):
             for partition_records in batch.values():
                 records.extend(partition_records)
     finally:

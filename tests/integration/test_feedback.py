@@ -36,15 +36,8 @@ STREAM = "orders.per_sec"
 
 
 def post(worker: WorkerProcess, path: str, body: Any, token: str | None) -> tuple[int, Any]:
-    request = urllib.request.Request(worker.http + path, data=orjson.dumps(body), method="POST")
-    request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
+    status, response = worker.call("POST", path, body, token)
+    return status, orjson.loads(response)
 
 
 def follow(url: str, method: str = "GET") -> tuple[int, str]:

@@ -4,8 +4,6 @@ embedded broker, real HTTP receivers on 127.0.0.1."""
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,16 +46,8 @@ def calm(stream: str, start: float) -> list[dict[str, Any]]:
 def call(
     worker: WorkerProcess, method: str, path: str, body: Any = None, token: str | None = TOKEN
 ) -> tuple[int, Any]:
-    data = orjson.dumps(body) if body is not None else None
-    request = urllib.request.Request(worker.http + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
+    status, response = worker.call(method, path, body, token)
+    return status, orjson.loads(response)
 
 
 def metric(worker: WorkerProcess, line: bytes) -> bool:

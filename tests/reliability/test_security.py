@@ -12,8 +12,6 @@ import secrets
 import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,21 +125,6 @@ def smtp_with_auth(pki: Pki, password: str, logins: list[tuple[str, str]]) -> Ma
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
-
-
-def call(
-    worker: WorkerProcess, method: str, path: str, body: Any = None, token: str | None = None
-) -> tuple[int, bytes]:
-    data = orjson.dumps(body) if body is not None else None
-    request = urllib.request.Request(worker.http + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def listeners(port: int) -> set[str]:
@@ -269,16 +252,16 @@ async def check_write_endpoints(worker: WorkerProcess, token: str, fingerprint: 
         ("POST", f"/api/alerts/{fingerprint}/feedback", feedback, 202),
     ]
     for method, page, body, accepted in writes:
-        assert call(worker, method, page, body)[0] == 401, page
-        assert call(worker, method, page, body, token=token + "x")[0] == 401, page
-        assert call(worker, method, page, body, token=token[:-1])[0] == 401, page
-        status, answer = call(worker, method, page, body, token=token)
+        assert worker.call(method, page, body)[0] == 401, page
+        assert worker.call(method, page, body, token=token + "x")[0] == 401, page
+        assert worker.call(method, page, body, token=token[:-1])[0] == 401, page
+        status, answer = worker.call(method, page, body, token=token)
         assert status == accepted, answer
         if page == "/api/silences":
             silence_id = orjson.loads(answer)["silenceID"]
-    assert call(worker, "DELETE", f"/api/silences/{silence_id}")[0] == 401
-    assert call(worker, "DELETE", f"/api/silences/{silence_id}", token="nope")[0] == 401
-    assert call(worker, "DELETE", f"/api/silences/{silence_id}", token=token)[0] == 200
+    assert worker.call("DELETE", f"/api/silences/{silence_id}")[0] == 401
+    assert worker.call("DELETE", f"/api/silences/{silence_id}", token="nope")[0] == 401
+    assert worker.call("DELETE", f"/api/silences/{silence_id}", token=token)[0] == 200
 
 
 def test_the_api_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
