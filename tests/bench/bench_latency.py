@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from anomalyd.domain import parse_time
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
-from helpers import WorkerProcess, eventually, worker_config
+from helpers import WorkerProcess, eventually, read_all, worker_config
 
 
 class Receiver:
@@ -188,17 +188,11 @@ def _p99(ordered: list[float]) -> float:
 async def _alert_stamps(bootstrap: str, topic: str) -> dict[str, float]:
     """When each stream's first firing alert was written to the alerts topic (its
     record timestamp, set by the worker's producer)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
     stamps: dict[str, float] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=1000):
-            for record in (r for records in batch.values() for r in records):
-                alert = orjson.loads(record.value)
-                if alert["status"] == "firing":
-                    stamps.setdefault(alert["labels"]["stream"], record.timestamp / 1000)
-    finally:
-        await consumer.stop()
+    for record in await read_all(bootstrap, topic):
+        alert = orjson.loads(record.value)
+        if alert["status"] == "firing":
+            stamps.setdefault(alert["labels"]["stream"], record.timestamp / 1000)
     return stamps
 
 

@@ -41,7 +41,7 @@ from anomalyd.backtest import backtest
 from anomalyd.config import load_config
 from anomalyd.domain import VALUE_FIELD, Event
 from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
-from helpers import WorkerProcess, consume, eventually, worker_config
+from helpers import WorkerProcess, consume, eventually, read_all, worker_config
 
 _COUNT = re.compile(rb"^anomalyd_event_latency_seconds_count (\S+)$", re.M)
 
@@ -165,24 +165,8 @@ async def anomalyd(
 
 
 async def _fired(bootstrap: str, topic: str) -> set[tuple[str, float]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    fired: set[tuple[str, float]] = set()
-    try:
-        idle = 0
-        while idle < 5:
-            batch = await consumer.getmany(timeout_ms=200)
-            idle = 0 if batch else idle + 1
-            for records in batch.values():
-                for record in records:
-                    alert = orjson.loads(record.value)
-                    if alert["status"] == "firing":
-                        fired.add((alert["fingerprint"], alert["startsAt"]))
-    finally:
-        await consumer.stop()
-    return fired
+    alerts = [orjson.loads(record.value) for record in await read_all(bootstrap, topic)]
+    return {(a["fingerprint"], a["startsAt"]) for a in alerts if a["status"] == "firing"}
 
 
 def _backtest_fired(config_path: Path, rows: list[dict[str, Any]]) -> set[tuple[str, float]]:
