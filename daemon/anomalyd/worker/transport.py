@@ -99,7 +99,7 @@ class App(faust.App):
         **kwargs: Any,
     ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        #: Every topic the app's producer writes, in its metadata from the start.
+        #: In the producer's metadata from the start: every topic it may write, at least.
         self.produced_topics = list(produced_topics)
         #: topic name -> handler of its fetched batches, one partition at a time.
         self.batch_handlers: dict[str, BatchHandler] = {}
