@@ -18,9 +18,11 @@ from anomalyd.domain import VALUE_FIELD, Alert, AlertStatus, Event, FeedbackLabe
 URL = "http://anomalyd.test"
 T0 = 1_700_000_000.0
 SPIKE_AT = 400
+SHIFT = 4  # points
 MODEL = (
     "model:\n"
     "  mode: model\n  threshold: 0.5\n  warmup: 100\n"
+    "  range_tolerance: 100\n"  # the likelihood alone: a score between 0.5 and 1
     "  feedback: {min_threshold: 0.4, max_threshold: 0.9, step: 0.05, min_labels: 2,"
     " lower_after: 2}\n"
 )
@@ -31,10 +33,10 @@ def engine_for(text: str = MODEL) -> Engine:
     return Engine(config.rules, config.model, URL)
 
 
-def values(seed: int = 1, n: int = 500, spike: float = 20.0) -> list[float]:
+def values(seed: int = 1, n: int = 500, spike: float = 30.0) -> list[float]:
     rng = random.Random(seed)
     points = [50.0 + rng.gauss(0.0, 2.0) for _ in range(n)]
-    points[SPIKE_AT] = 50.0 + spike
+    points[SPIKE_AT : SPIKE_AT + SHIFT] = [50.0 + spike] * SHIFT  # a short level shift
     return points
 
 
@@ -51,23 +53,28 @@ def label(kind: FeedbackLabel, n: int, detector: str = "model") -> FeedbackRecor
 
 
 def spike_score() -> float:
+    """The highest score of the shifted points (each scores higher than the last)."""
     engine = engine_for()
     replay(engine, values()[:SPIKE_AT])
-    ts = T0 + 60.0 * SPIKE_AT
-    [verdict] = engine.process(Event("s", ts, {VALUE_FIELD: values()[SPIKE_AT]}), ts).verdicts
-    assert verdict.model_score is not None
-    return verdict.model_score
+    scores = []
+    for i in range(SPIKE_AT, SPIKE_AT + SHIFT):
+        ts = T0 + 60.0 * i
+        [verdict] = engine.process(Event("s", ts, {VALUE_FIELD: values()[i]}), ts).verdicts
+        assert verdict.model_score is not None
+        scores.append(verdict.model_score)
+    assert scores == sorted(scores)
+    return scores[-1]
 
 
 @pytest.mark.parametrize(("nudge", "fires"), [(-0.001, True), (0.001, False)])
 def test_set_threshold_decides_the_next_verdict(nudge: float, fires: bool) -> None:
     score = spike_score()
-    assert 0.5 < score < 0.85  # a spike (10 sd) the configured threshold catches
+    assert 0.5 < score < 0.85  # a shift (15 sd) the configured threshold catches
     engine = engine_for()
     replay(engine, values()[:SPIKE_AT])
     assert engine.set_threshold("s", score + nudge)
     assert engine.model_threshold("s") == pytest.approx(score + nudge)
-    alerts = replay(engine, values()[SPIKE_AT : SPIKE_AT + 3], start=SPIKE_AT)
+    alerts = replay(engine, values()[SPIKE_AT : SPIKE_AT + SHIFT], start=SPIKE_AT)
     fired = [a for _, a in alerts if a.status is AlertStatus.FIRING]
     assert bool(fired) is fires
     if fires:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from anomalyd.config import Mode, ModelSection, parse_config
 from anomalyd.decide import Engine
 from anomalyd.decide.engine import _verdict_score
-from anomalyd.detect import Calibrator
-from anomalyd.detect.calibrate import log10_upper_tail
+from anomalyd.detect import AnomalyLikelihood, Extremes
+from anomalyd.detect.likelihood import log10_upper_tail
 from anomalyd.domain import VALUE_FIELD, Alert, AlertStatus, Event, Verdict
 
 URL = "http://anomalyd.test"
@@ -60,9 +60,8 @@ MODEL_ONLY = "model: {mode: model, threshold: 0.5, warmup: 100}\n"
 def test_the_model_fires_on_a_spike_and_nothing_else(seed: int) -> None:
     _, alerts = replay(engine_for(MODEL_ONLY), gaussian_with_spike(seed))
     assert summary(alerts) == [
-        (SPIKE_AT, "AnomalyDetected", "firing"),
-        # The drop back is itself an abrupt change: the alert clears one point later.
-        (SPIKE_AT + 2, "AnomalyDetected", "resolved"),
+        (SPIKE_AT, "AnomalyDetected", "firing"),  # beyond the range seen so far
+        (SPIKE_AT + 1, "AnomalyDetected", "resolved"),  # one point does not move the likelihood
     ]
     fired = alerts[0][1]
     assert fired.labels["detector"] == "model"
@@ -100,20 +99,13 @@ def test_the_model_learns_only_what_the_rules_call_normal() -> None:
     [
         ("rules", [(SPIKE_AT, "high", "firing"), (SPIKE_AT + 1, "high", "resolved")]),
         ("shadow", [(SPIKE_AT, "high", "firing"), (SPIKE_AT + 1, "high", "resolved")]),
-        (
-            "hybrid",
-            [
-                (SPIKE_AT, "high", "firing"),
-                (SPIKE_AT, "AnomalyDetected", "firing"),
-                (SPIKE_AT + 1, "high", "resolved"),
-                (SPIKE_AT + 2, "AnomalyDetected", "resolved"),
-            ],
-        ),
+        # One page per incident: the model keeps quiet while the threshold rule pages.
+        ("hybrid", [(SPIKE_AT, "high", "firing"), (SPIKE_AT + 1, "high", "resolved")]),
         (
             "model",
             [
                 (SPIKE_AT, "AnomalyDetected", "firing"),
-                (SPIKE_AT + 2, "AnomalyDetected", "resolved"),
+                (SPIKE_AT + 1, "AnomalyDetected", "resolved"),
             ],
         ),
     ],
@@ -140,7 +132,9 @@ def test_overrides_pick_the_mode_and_threshold_by_stream() -> None:
     )
     values = gaussian_with_spike(1)
     assert summary(replay(engine, values, "quiet.a")[1]) == []
-    assert summary(replay(engine, values, "strict.a")[1]) == []
+    # At threshold 1.0 only the highest score pages: a value beyond the range seen so far.
+    strict = replay(engine, values, "strict.a")[1]
+    assert [(i, a.annotations["threshold"]) for i, a in strict[:1]] == [(SPIKE_AT, "1")]
     assert [s for _, s, _ in summary(replay(engine, values, "other")[1])] == ["AnomalyDetected"] * 2
     state = engine.stream("strict.a")
     assert state is not None
@@ -203,8 +197,8 @@ def test_a_snapshot_of_another_version_is_refused() -> None:
     assert engine.stream("s") is None
 
 
-def test_calibrated_scores_mean_the_same_tail_on_any_scale() -> None:
-    # The same shape of noise at scales 1e-3 and 1e6 gives the same calibrated scores.
+def test_scores_mean_the_same_on_any_scale() -> None:
+    # The same shape of noise at scales 1e-3 and 1e6 gives the same scores.
     def scores(scale: float) -> list[float]:
         values = [scale * v for v in gaussian_with_spike(11)]
         verdicts, _ = replay(engine_for("model: {mode: shadow, warmup: 50}\n"), values)
@@ -212,23 +206,47 @@ def test_calibrated_scores_mean_the_same_tail_on_any_scale() -> None:
 
     small, large = scores(1e-3), scores(1e6)
     assert max(abs(a - b) for a, b in zip(small, large, strict=True)) < 1e-6
-    normal = [s for i, s in enumerate(large) if i >= 50 and i != SPIKE_AT]
-    # 1/3 means "one normal point in 10^3": about that many of 450 normal points reach it.
-    assert sum(s >= 1 / 3 for s in normal) <= 3
-    assert large[SPIKE_AT] > 0.6  # far beyond one in a billion
-    assert large[SPIKE_AT] == max(large)
+    normal = [s for i, s in enumerate(large) if i >= 50 and i not in range(SPIKE_AT, SPIKE_AT + 10)]
+    assert max(normal) < 0.5  # no normal point reaches the default threshold
+    assert large[SPIKE_AT] == max(large) == 1.0  # beyond the range shown so far
 
 
 @given(
-    st.lists(st.floats(0.0, 1e6, allow_nan=False), min_size=1, max_size=200), st.floats(0.0, 1e9)
+    st.lists(
+        st.one_of(st.floats(0.0, 1e300), st.sampled_from([math.inf, math.nan, -1.0])),
+        min_size=1,
+        max_size=200,
+    )
 )
-def test_calibrated_scores_stay_in_0_1(raws: list[float], probe: float) -> None:
-    calibrator = Calibrator(window=50)
+def test_likelihood_scores_stay_in_0_1_whatever_the_raw_scores(raws: list[float]) -> None:
+    likelihood = AnomalyLikelihood(short=10, long=50)
     for raw in raws:
-        assert 0.0 <= calibrator.score(raw) <= 1.0
-        calibrator.learn(raw)
-    assert 0.0 <= calibrator.score(probe) <= 1.0
-    assert not math.isnan(calibrator.score(probe))
+        score = likelihood.score(raw)
+        assert 0.0 <= score <= 1.0
+
+
+def test_one_noisy_point_does_not_page_a_sustained_change_does() -> None:
+    rng = random.Random(5)
+    likelihood = AnomalyLikelihood(short=10, long=500)
+    for _ in range(600):
+        likelihood.score(abs(rng.gauss(0.0, 1.0)))
+    # One raw score of 4 (a 4-sigma point) among ordinary ones: the recent mean barely moves.
+    assert likelihood.score(4.0) < 0.5
+    sustained = [likelihood.score(4.0) for _ in range(9)]
+    assert max(sustained) >= 0.5
+
+
+def test_extremes_are_learned_online_with_a_margin() -> None:
+    extremes = Extremes(tolerance=0.05)
+    assert not extremes.beyond(1e9)  # nothing seen: no range yet
+    for value in (10.0, 20.0, 15.0):
+        extremes.learn(value)
+    assert extremes.range == (10.0, 20.0)
+    assert not extremes.beyond(20.4)  # within 5% of the span (0.5)
+    assert extremes.beyond(20.6)
+    assert extremes.beyond(9.4)
+    extremes.learn(math.inf)  # not a value: ignored
+    assert extremes.range == (10.0, 20.0)
 
 
 def test_default_model_section_is_valid() -> None:
@@ -241,17 +259,6 @@ def test_default_model_section_is_valid() -> None:
 )
 def test_log_tail_is_accurate_far_into_the_tail(z: float, decades: float) -> None:
     assert -log10_upper_tail(z) == pytest.approx(decades, rel=1e-3)
-
-
-def test_calibration_never_saturates() -> None:
-    calibrator = Calibrator(window=100)
-    rng = random.Random(2)
-    for _ in range(300):
-        calibrator.learn(abs(rng.gauss(0, 1)))
-    scores = [calibrator.score(raw) for raw in (5.0, 50.0, 500.0, 5e6)]
-    assert scores == sorted(scores)
-    assert len(set(scores)) == 4
-    assert scores[-1] < 1.0
 
 
 @pytest.mark.parametrize(

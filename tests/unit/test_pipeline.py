@@ -12,7 +12,7 @@ from anomalyd.pipeline import Pipeline
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 60
 
 CONFIG = """
-model: {{mode: model, warmup: 100, threshold: 0.5}}
+model: {{mode: model, warmup: 100, threshold: 0.5, keep_firing_for: 5s}}
 drift: {{window: 60s, grace: 0s, min_count: 50, fallback_to_rules: {fallback}}}
 """
 

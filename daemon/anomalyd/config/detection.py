@@ -53,6 +53,17 @@ class FeedbackSection(_Strict):
         return self
 
 
+class LikelihoodSection(_Strict):
+    """How the detector's raw scores become a score in [0, 1] (`detect/likelihood.py`)."""
+
+    short: int = Field(
+        10, ge=1, le=1_000, description="Recent raw scores averaged: what one point weighs."
+    )
+    long: int = Field(
+        2000, ge=10, le=1_000_000, description="Effective memory of the long-run distribution."
+    )
+
+
 class ModelSection(_Strict):
     mode: Mode = "hybrid"
     detector: DetectorKind = "robust"
@@ -60,18 +71,25 @@ class ModelSection(_Strict):
         0.5,
         ge=0.0,
         le=1.0,
-        description="Calibrated score at which the model fires; 0.5 = one normal point in 10^6.",
+        description="Score at which the model fires; 0.5: recent scores this high once in 10^5.",
     )
     warmup: int = Field(
         150, ge=10, le=1_000_000, description="Points learned before the model may alert."
     )
     window: int = Field(
-        500,
+        2000,
         ge=10,
         le=1_000_000,
         description="Effective memory of the model's statistics, in points.",
     )
     seasonality: bool = Field(True, description="Learn a time-of-day profile per stream.")
+    likelihood: LikelihoodSection = LikelihoodSection()
+    range_tolerance: float = Field(
+        0.05,
+        ge=0.0,
+        le=100.0,
+        description="A value beyond the range seen so far by this share of its span scores 1.",
+    )
     seed: int = 42
     alertname: str = Field("AnomalyDetected", pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
     severity: Severity = Severity.WARNING

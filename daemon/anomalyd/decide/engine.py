@@ -29,8 +29,6 @@ from anomalyd.domain import VALUE_FIELD, Alert, Event, Verdict
 #: Bumped whenever the shape of StreamState changes, so old snapshots are not misread.
 _SNAPSHOT_VERSION = b"anomalyd-state-1\n"
 
-#: An alert's labels and annotations, computed only when it fires.
-
 
 # Not frozen: a frozen dataclass costs five times as much to build, and one is built
 # per event on the hot path. Treat it as immutable all the same.
@@ -191,7 +189,12 @@ class Engine:
     def _judge_field(
         self, event: Event, stream: StreamState, field: str, value: float, changed: list[Alert]
     ) -> Verdict:
-        hits = self._apply_rules(event, stream, field, value, changed)
+        # One page per incident: once the field's model pages, it speaks for the
+        # statistical rules (their judgement is what it does better), and it keeps quiet
+        # while a rule that people wrote as a threshold already pages for the field.
+        series = stream.models.get(field)
+        handover = stream.model_pages and series is not None and series.model.warm
+        hits = self._apply_rules(event, stream, field, value, changed, handover)
         scored = None
         if stream.mode != "rules":
             scored = self._apply_model(event, stream, field, value, not hits, changed)
@@ -201,18 +204,25 @@ class Engine:
         return Verdict(event.stream, field, event.ts, value, score, model_score, hits, warm)
 
     def _apply_rules(
-        self, event: Event, stream: StreamState, field: str, value: float, changed: list[Alert]
+        self,
+        event: Event,
+        stream: StreamState,
+        field: str,
+        value: float,
+        changed: list[Alert],
+        handover: bool,
     ) -> tuple[str, ...]:
         hits = []
         for series in stream.rules:
             if series.field != field:
                 continue
-            check = series.judge(value, event.ts)
+            check = series.judge(value, event.ts)  # judged all the same: it keeps learning
             if check is None:
                 continue
-            if check.violated:
+            violated = check.violated and not (handover and series.statistical)
+            if violated:
                 hits.append(series.rule.name)
-            if stream.rules_page and self._step(series.tracked, check.violated, event.ts, changed):
+            if stream.rules_page and self._step(series.tracked, violated, event.ts, changed):
                 rule = series.rule
                 labels = annotate.identity(
                     rule.name,
@@ -247,7 +257,13 @@ class Engine:
         if stream.model_pages and scored.warm:
             threshold = _model_threshold(stream, self._model)
             violated = trusted and scored.score >= threshold
-            if self._step(series.tracked, violated, event.ts, changed):
+            fired = self._step(series.tracked, violated, event.ts, changed)
+            if fired and _rule_pages(stream, field):
+                # One page per incident: a threshold rule people wrote already pages for
+                # this field. The model's episode runs silently (no alert, so nothing to
+                # resolve) and cannot page again until it has ended.
+                series.tracked.alert = None
+            elif fired:
                 section = self._model
                 labels = annotate.identity(
                     section.alertname,
@@ -355,6 +371,11 @@ def _model_threshold(stream: StreamState, model: ModelSection) -> float:
 def _rule_series(rule: ValueRule) -> RuleSeries:
     timing = Timing(rule.for_, rule.keep_firing_for)
     return RuleSeries(rule, rule.field, value_check(rule), Tracked(timing))
+
+
+def _rule_pages(stream: StreamState, field: str) -> bool:
+    """Whether a threshold rule people wrote fires on this field of the stream now."""
+    return any(s.tracked.firing for s in stream.rules if s.field == field and not s.statistical)
 
 
 def _end_absence(absence: Absence) -> Alert | None:

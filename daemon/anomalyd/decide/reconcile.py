@@ -37,7 +37,13 @@ class Target:
 
 def model_shape(model: ModelSection) -> tuple[object, ...]:
     """The settings a model is built with: a change means rebuilding it."""
-    return (model.detector, model.window, model.seasonality)
+    return (
+        model.detector,
+        model.window,
+        model.seasonality,
+        model.likelihood,
+        model.range_tolerance,
+    )
 
 
 def reconcile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from anomalyd.config import AbsenceRule, Mode, ValueRule
+from anomalyd.config import AbsenceRule, Mode, ValueRule, ZScoreRule
 from anomalyd.decide.feedback import StreamFeedback
 from anomalyd.decide.lifecycle import INACTIVE, AlertState, Phase, Timing, Transition, advance
 from anomalyd.detect import Check, SeriesModel, ValueCheck
@@ -40,6 +40,12 @@ class RuleSeries:
 
     def judge(self, value: float, ts: float) -> Check | None:
         return self.check.check(value, ts, self.tracked.firing)
+
+    @property
+    def statistical(self) -> bool:
+        """A rule that learns what is usual (z-score) rather than a threshold people set:
+        in hybrid mode the warm model takes its place (see `Engine._judge_field`)."""
+        return isinstance(self.rule, ZScoreRule)
 
 
 @dataclass(slots=True)

@@ -1,7 +1,12 @@
-"""The online model of one series: features → detector → calibrated score.
+"""The online model of one series: features → detector → likelihood → score in [0, 1].
 
-Seeded from the rules: the caller teaches it only the points the rules call
-normal, and its score does not count until it has learned `warmup` points.
+Seeded from the rules: the caller teaches its features and detector only the points
+the rules call normal, and its score does not count until it has learned `warmup`
+points. The score is the larger of two readings (each measured on NAB's corpus, see
+the README's quality section): how unusual the detector's recent raw scores are for
+this series (`likelihood`), and 1.0 for a value beyond the range the series has shown
+so far (`extremes`) and at least `EXTREME_MIN_Z` robust deviations from the usual level
+(without it, the records that any noisy series sets now and then would page).
 """
 
 from __future__ import annotations
@@ -9,9 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anomalyd.config import ModelSection
-from anomalyd.detect.calibrate import Calibrator
 from anomalyd.detect.detectors import Detector, make_detector
+from anomalyd.detect.extremes import Extremes
+from anomalyd.detect.likelihood import AnomalyLikelihood
 from anomalyd.features import Features, OnlineFeatures
+
+#: How far from the usual level (or the usual value at that time of day), in robust
+#: standard deviations, a value beyond the range seen so far must be to score 1.
+EXTREME_MIN_Z = 4.0
 
 
 # Not frozen: a frozen dataclass costs five times as much to build, and one is built
@@ -19,9 +29,10 @@ from anomalyd.features import Features, OnlineFeatures
 @dataclass(slots=True)
 class ModelScore:
     raw: float
-    score: float  # calibrated, in [0, 1]; 0 while warming up
+    score: float  # in [0, 1]; 0 while warming up
     warm: bool
     features: Features
+    beyond_range: bool = False  # the value left the range the series has shown
 
     @property
     def expected(self) -> str:
@@ -32,17 +43,18 @@ class ModelScore:
 
 
 class SeriesModel:
-    __slots__ = ("_calibrator", "_detector", "_features", "_warmup")
+    __slots__ = ("_detector", "_extremes", "_features", "_likelihood", "_warmup")
 
     def __init__(self, section: ModelSection, seed: int) -> None:
         self._features = OnlineFeatures(section.window, section.seasonality)
         self._detector: Detector = make_detector(section.detector, seed=seed, window=section.window)
-        self._calibrator = Calibrator(section.window)
+        self._likelihood = AnomalyLikelihood(section.likelihood.short, section.likelihood.long)
+        self._extremes = Extremes(section.range_tolerance)
         self._warmup = section.warmup
 
     @property
     def learned(self) -> int:
-        return self._calibrator.count
+        return self._features.count
 
     @property
     def warmup(self) -> int:
@@ -54,20 +66,30 @@ class SeriesModel:
         self._warmup = points
 
     @property
+    def warm(self) -> bool:
+        return self.learned >= self._warmup
+
+    @property
     def warmup_progress(self) -> float:
         return min(1.0, self.learned / self._warmup)
 
     def score(self, value: float, ts: float) -> ModelScore:
         features = self._features.transform(value, ts)
         raw = self._detector.score_one(features)
-        calibrated = self._calibrator.score(raw)
-        warm = self.learned >= self._warmup
-        return ModelScore(raw, calibrated if warm else 0.0, warm, features)
+        likelihood = self._likelihood.score(raw)
+        beyond = self._extremes.beyond(value) and (
+            abs(features.level_z) >= EXTREME_MIN_Z or abs(features.season_z) >= EXTREME_MIN_Z
+        )
+        if not self.warm:
+            return ModelScore(raw, 0.0, False, features)
+        return ModelScore(raw, 1.0 if beyond else likelihood, True, features, beyond)
 
     def learn(self, scored: ModelScore) -> None:
         self._features.learn(scored.features)
         self._detector.learn_one(scored.features)
-        self._calibrator.learn(scored.raw)
 
     def remember(self, value: float) -> None:
+        """Every point, learned from or not: the previous point of the next one, and a
+        part of the range the series has shown."""
         self._features.remember(value)
+        self._extremes.learn(value)
