@@ -84,9 +84,10 @@ class KafkaSection(_Strict):
     @classmethod
     def _host_port(cls, brokers: str | list[str]) -> str | list[str]:
         if isinstance(brokers, list):
-            for broker in brokers:
+            for i, broker in enumerate(brokers):
                 if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", broker):
-                    raise ValueError(f"{broker!r} is not host:port")
+                    # Not quoted: problems are logged, and the value may hold credentials.
+                    raise ValueError(f"entry {i} is not host:port")
         return brokers
 
     @property
