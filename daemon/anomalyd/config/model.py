@@ -49,6 +49,13 @@ class AppSection(_Strict):
         "http://127.0.0.1:6066", description="Base URL of this daemon, used in alert links."
     )
     data_dir: str = Field(".anomalyd", description="Where the worker keeps local state.")
+    reload_settle: Duration = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="A changed config file is reloaded once two reads this far apart agree "
+        "(a file rewritten in place is not applied half-written); SIGHUP reloads at once.",
+    )
 
 
 class EmbeddedBrokerSection(_Strict):
