@@ -204,7 +204,7 @@ class ConfigReloader(Service):
         digest = _digest(self.path)
         for _ in range(_SETTLE_ROUNDS):
             if digest == self._digest:
-                return digest  # back to what runs, or never changed: nothing to wait for
+                return digest  # what the last reload read: nothing new to wait for
             await asyncio.sleep(self._settle)
             again = _digest(self.path)
             if again == digest:
