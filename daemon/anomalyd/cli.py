@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from anomalyd import __version__
 from anomalyd.config import AnomalydConfig, ConfigError, load_config
+from anomalyd.validate import load_checked
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -83,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from anomalyd import verify_webhook
 
         return verify_webhook.run(args, time.time())
+    # The worker builds its receivers: check them as check-config does, before it starts.
+    load = load_checked if args.command == "worker" else load_config
     try:
-        config = load_config(args.config, overrides=getattr(args, "overrides", ()))
+        config = load(args.config, overrides=getattr(args, "overrides", ()))
     except ConfigError as error:
         _print_problems(error)
         return EXIT_CONFIG
@@ -107,7 +110,7 @@ def _check_config(paths: Sequence[str]) -> int:
     failed = False
     for path in paths:
         try:
-            config = load_config(path)
+            config = load_checked(path)
         except ConfigError as error:
             _print_problems(error)
             failed = True

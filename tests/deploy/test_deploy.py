@@ -491,12 +491,11 @@ def test_systemd_unit_matches_the_command_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     unit = systemd_unit()
-    [check] = unit["ExecStartPre"]
     [start] = unit["ExecStart"]
-    binary, *check_args = check.split()
-    assert check_args == ["check-config"]
-    assert start.split() == [binary, "worker"]
+    binary, *args = start.split()
+    assert args == ["worker"]
     assert binary.endswith("/anomalyd")
+    assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"], "the worker reloads on SIGHUP"
     assert unit["RestartPreventExitStatus"] == [str(cli.EXIT_CONFIG)]
     assert unit["Restart"] == ["on-failure"]
     env = dict(item.split("=", 1) for item in unit["Environment"])
@@ -518,6 +517,49 @@ def test_systemd_unit_matches_the_command_line(
         cli.main(["worker", "--help"])
     assert help_.value.code == 0
     capsys.readouterr()
+
+
+def test_systemd_does_not_restart_a_worker_whose_config_is_bad(tmp_path: Path) -> None:
+    """systemd applies RestartPreventExitStatus to the main process only: a config check
+    in ExecStartPre that exits 78 is restarted every RestartSec, for ever. So the check is
+    the main process's own: `anomalyd worker` exits 78 on every config check-config
+    refuses, those only building the receivers shows (a ca_file that is not PEM) too."""
+    unit = systemd_unit()
+    assert str(cli.EXIT_CONFIG) in unit["RestartPreventExitStatus"][0].split()
+    for hook in ("ExecStartPre", "ExecStartPost", "ExecCondition"):
+        assert not any("anomalyd" in line for line in unit.get(hook, [])), (
+            f"{hook} runs anomalyd: its exit 78 would not prevent a restart"
+        )
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    bad = tmp_path / "bad.yaml"
+    mail = {
+        "type": "email",
+        "name": "mail",
+        "smarthost": "127.0.0.1:25",
+        "from": "a@example.com",
+        "to": ["b@example.com"],
+        "ca_file": str(junk),
+    }
+    bad.write_text(yaml.safe_dump({"kafka": {"brokers": [f"127.0.0.1:{free_port()}"]},
+                                   "receivers": [mail]}))  # fmt: skip
+    worker = run([sys.executable, "-m", "anomalyd", "worker", "--config", str(bad)], cwd=REPO)
+    assert worker.returncode == cli.EXIT_CONFIG, worker.stderr[-2000:]
+    assert "receivers[0].ca_file: not PEM certificates" in worker.stderr
+
+
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    # verify wants the binaries to exist: point ExecStart at this checkout's anomalyd.
+    text = (DEPLOY / "anomalyd.service").read_text()
+    local = Path(sys.executable).with_name("anomalyd")
+    unit = tmp_path / "anomalyd.service"
+    unit.write_text(text.replace("/opt/anomalyd/venv/bin/anomalyd", str(local)))
+    verified = run([analyze, "verify", str(unit)])
+    assert verified.returncode == 0, verified.stderr
+    assert "anomalyd.service" not in verified.stderr, verified.stderr
 
 
 # --- Grafana --------------------------------------------------------------------------------

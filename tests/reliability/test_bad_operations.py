@@ -1,6 +1,8 @@
-"""Bad operations: an invalid config on reload, an unknown receiver, an unreachable SMTP
-host at start, a state directory that cannot be used or a full disk. Each gives a clear
-error; nothing is lost; the worker keeps running wherever it safely can."""
+"""Bad operations: invalid configs on reload (broken YAML, an unknown receiver, a ca_file
+that is not PEM, broken email templates, an empty file, a repeated key, an alias bomb),
+an unknown receiver or an unbuildable one at start, an unreachable SMTP host, a state
+directory that cannot be used or a full disk. Each gives a clear error; nothing is lost;
+the worker keeps running wherever it safely can."""
 
 from __future__ import annotations
 
@@ -49,6 +51,63 @@ def reloads(worker: WorkerProcess, outcome: str) -> float:
     return metric(worker, f'anomalyd_config_reloads_total{{outcome="{outcome}"}}')
 
 
+def invalid_configs(config: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+    """Files a reload must reject, each a change of the running `config`, by what is wrong."""
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    mail = {
+        "type": "email",
+        "name": "mail",
+        "smarthost": "127.0.0.1:25",
+        "from": "anomalyd@example.com",
+        "to": ["oncall@example.com"],
+    }
+
+    def with_receiver(**fields: Any) -> str:
+        return yaml.safe_dump({**config, "receivers": [*config["receivers"], {**mail, **fields}]})
+
+    running = yaml.safe_dump(config)
+    bomb = "".join(f"  {line}\n" for line in BOMB.splitlines())
+    return {
+        "not YAML": "rules: [\n  - {name: X, type: above",
+        "unknown receiver": yaml.safe_dump(
+            {**config, "route": {"receiver": "pager", "group_wait": "0s"}}
+        ),
+        "ca_file not PEM": with_receiver(ca_file=str(junk)),
+        "unknown filter": with_receiver(subject="{{ status|shout }}"),
+        "misspelled variable": with_receiver(text="{{ alrts|length }} alerts"),
+        "empty file": "",
+        "comments only": "# rewritten by a script that failed\n",
+        "repeated key": running + "http:\n  bind: 0.0.0.0\n",
+        "alias bomb": running + "bomb:\n" + bomb,
+    }
+
+
+#: What the rejections of `invalid_configs` say, in part.
+REJECTED_BECAUSE = (
+    "not valid YAML",
+    "route.receiver: receiver 'pager' is not defined",
+    "receivers[1].ca_file: not PEM certificates",
+    "receivers[1].subject: the template does not compile: No filter named 'shout'",
+    "receivers[1].text: the template fails on a sample alert: 'alrts' is undefined",
+    "the file holds no config",
+    "found a repeated key 'http'",
+    "aliases expand the document",
+)
+
+BOMB = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+)
+
+
 async def test_an_invalid_config_on_reload_is_rejected_and_the_worker_goes_on(
     broker: EmbeddedBroker,
     webhook_sink: WebhookSink,
@@ -62,20 +121,24 @@ async def test_an_invalid_config_on_reload_is_rejected_and_the_worker_goes_on(
     await worker.wait_ready()
     good = path.read_text()
 
-    # A broken file, then one whose route names a receiver that does not exist.
-    unknown = {**config, "route": {"receiver": "pager", "group_wait": "0s"}}
-    for n, text in enumerate(["rules: [\n  - {name: X, type: above", yaml.safe_dump(unknown)], 1):
+    bad_files = invalid_configs(config, tmp_path)
+    for n, (what, text) in enumerate(bad_files.items(), 1):
         rewrite(path, text)
         os.kill(worker.pid, signal.SIGHUP)
         await eventually(
-            lambda n=n: reloads(worker, "rejected") >= n, timeout=20, what=f"rejection {n}"
+            lambda n=n: reloads(worker, "rejected") >= n, timeout=20, what=f"rejection of {what}"
         )
+        worker.assert_running()
+        started = time.monotonic()
+        assert worker.get("/healthz")[0] == 200, what
+        assert time.monotonic() - started < 1.0, f"/healthz slow after {what}"
     problems = [
         line["problem"]
         for line in worker.log_lines()
         if line.get("event") == "config_reload_rejected"
     ]
-    assert any("route.receiver" in p and "'pager' is not defined" in p for p in problems), problems
+    for expected in REJECTED_BECAUSE:
+        assert any(expected in p for p in problems), (expected, problems)
     assert worker.get("/readyz")[0] == 200, "the worker goes on with the config it had"
 
     await produce_fast(broker.bootstrap, config["topics"]["events"], corpus.events)
@@ -84,12 +147,13 @@ async def test_an_invalid_config_on_reload_is_rejected_and_the_worker_goes_on(
     tally = webhook_sink.tally
     record(
         corpus_row(
-            "bad ops: invalid config, unknown receiver on reload",
+            "bad ops: invalid configs on reload",
             corpus,
             ANOMALIES,
             tally,
             None,
-            f"{len(problems)} problems logged; kept running on the old config",
+            f"{len(bad_files)} bad files ({', '.join(bad_files)}): each rejected, logged;"
+            " kept running on the old config",
         )
     )
     assert complete
@@ -138,6 +202,51 @@ async def test_an_unknown_receiver_at_start_is_a_clear_error_and_loses_nothing(
         )
     )
     assert complete
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("ca_file", "junk.pem", "receivers[0].ca_file: not PEM certificates"),
+        ("subject", "{{ status|shout }}", "receivers[0].subject: the template does not compile"),
+        ("html", "{{ commn_labels.x }}", "'commn_labels' is undefined"),
+    ],
+)
+async def test_a_receiver_the_worker_cannot_build_at_start_exits_78(
+    tmp_path: Path, field: str, value: str, expected: str, record: Callable[[Row], None]
+) -> None:
+    """What check-config accepts, the worker runs, and what it refuses the worker refuses
+    before it starts: exit 78 (EX_CONFIG), not a crash (exit 1) once started."""
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    mail = {
+        "type": "email",
+        "name": "mail",
+        "smarthost": "127.0.0.1:25",
+        "from": "anomalyd@example.com",
+        "to": ["oncall@example.com"],
+        field: str(tmp_path / value) if field == "ca_file" else value,
+    }
+    path, _ = scenario_config(tmp_path, f"127.0.0.1:{free_port()}", [mail])
+    checked = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "anomalyd", "check-config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "anomalyd", "worker", "--config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    record(Row(f"bad ops: {field} at start", 0, 0, 0, 0, 0, None, f"exit {refused.returncode}"))
+    assert checked.returncode == refused.returncode == 78, refused.stderr[-2000:]
+    assert expected in checked.stderr
+    assert expected in refused.stderr
 
 
 @pytest.mark.slow

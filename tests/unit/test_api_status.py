@@ -3,6 +3,7 @@ the query, the consumer's lag, and no secret anywhere in it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +163,8 @@ class Detection:
 
 
 class Notification:
-    def reconfigure(self, config: AnomalydConfig) -> None:
-        return None
+    def prepare(self, config: AnomalydConfig) -> Callable[[], None]:
+        return lambda: None
 
 
 def rotated(secrets: dict[str, str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from anomalyd.config import (
     parse_config,
     parse_duration,
 )
+from anomalyd.config.loader import EMPTY_FILE
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +48,21 @@ def paths(text: str, environ: dict[str, str] | None = None) -> list[str]:
 # --- defaults and a full file -------------------------------------------------------------------
 
 
-def test_empty_file_gives_defaults() -> None:
-    for text in ("", "# only a comment\n", "{}"):
-        config = parse_config(text, environ={})
-        assert config == AnomalydConfig()
-        assert config.kafka.is_embedded
-        assert config.kafka.bootstrap == ["127.0.0.1:9092"]
-        assert config.rules == []
+def test_an_empty_mapping_gives_defaults() -> None:
+    config = parse_config("{}", environ={})
+    assert config == AnomalydConfig()
+    assert config.kafka.is_embedded
+    assert config.kafka.bootstrap == ["127.0.0.1:9092"]
+    assert config.rules == []
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "# only a comment\n", "---\n# truncated\n"])
+def test_a_file_with_no_config_is_an_error(text: str) -> None:
+    """A truncated or blank file is never what was meant: applied, it would drop every
+    rule and receiver. `{}` says "the defaults" on purpose."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, environ={})
+    assert caught.value.problems == [EMPTY_FILE]
 
 
 FULL = """
@@ -263,19 +272,19 @@ def test_anomalyd_config_variable_is_not_an_error(monkeypatch: pytest.MonkeyPatc
 
 def test_a_bad_override_is_a_problem_with_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANOMALYD_KAFKA__PARTITIONS", "many")
-    assert paths("") == ["kafka.partitions"]
+    assert paths("{}") == ["kafka.partitions"]
 
 
 def test_a_bad_override_of_a_union_has_no_tag_in_its_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ANOMALYD_KAFKA__BROKERS", "5")
-    assert set(paths("")) == {"kafka.brokers"}
+    assert set(paths("{}")) == {"kafka.brokers"}
 
 
 def test_an_unknown_override_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANOMALYD_APP__BOGUS", "1")
-    assert paths("") == ["app.bogus"]
+    assert paths("{}") == ["app.bogus"]
 
 
 # --- strictness ---------------------------------------------------------------------------------

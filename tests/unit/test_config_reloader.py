@@ -4,9 +4,11 @@ replace of the file both trigger it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ from structlog.testing import capture_logs
 
 from anomalyd.clock import ManualClock
 from anomalyd.config import AnomalydConfig, config_version, load_config
+from anomalyd.config.loader import EMPTY_FILE
 from anomalyd.metrics import Metrics
-from anomalyd.worker.reload import ConfigReloader, ReloadRecord
+from anomalyd.worker.reload import ConfigReloader, ReconfigureFailed, ReloadRecord
 from helpers import eventually
 
 T0 = 1_700_000_000.0
@@ -45,8 +48,8 @@ class Notification:
     def __init__(self, applied: Applied) -> None:
         self._applied = applied
 
-    def reconfigure(self, config: AnomalydConfig) -> None:
-        self._applied.notification.append(config)
+    def prepare(self, config: AnomalydConfig) -> Callable[[], None]:
+        return lambda: self._applied.notification.append(config)
 
 
 def write(path: Path, raw: dict[str, Any] | str) -> None:
@@ -211,3 +214,121 @@ async def test_an_atomic_replace_of_the_file_reloads(running: Rig) -> None:
         lambda: len(running.applied.detection) == 2, timeout=10, what="a second reload"
     )
     assert running.count("ok") == 2
+
+
+# --- all or nothing ---------------------------------------------------------------------------
+
+
+class FailingNotification:
+    def __init__(self, applied: Applied) -> None:
+        self._applied = applied
+
+    def prepare(self, config: AnomalydConfig) -> Callable[[], None]:
+        raise ssl.SSLError("the certificate file changed under us")
+
+
+class FailingDetection(Applied):
+    async def reconfigure(self, config: AnomalydConfig) -> None:
+        raise ReconfigureFailed("ValueError: no")
+
+
+async def test_receivers_that_cannot_be_built_apply_nothing(rig: Rig) -> None:
+    rig.reloader._notification = FailingNotification(rig.applied)
+    write(rig.path, edited(rules=[{"name": "High", "type": "above", "threshold": 300}]))
+    record = await rig.reloader.reload("sighup")
+    assert record.outcome == "rejected"
+    [problem] = record.problems
+    assert problem.startswith("the receivers could not be built: SSLError")
+    assert rig.applied.detection == []
+    assert rig.reloader.config is rig.config
+
+
+async def test_detection_that_cannot_adopt_the_config_applies_nothing(rig: Rig) -> None:
+    rig.reloader._detection = FailingDetection()
+    write(rig.path, edited(rules=[{"name": "High", "type": "above", "threshold": 300}]))
+    record = await rig.reloader.reload("sighup")
+    assert record.outcome == "rejected"
+    assert record.problems == ("detection could not adopt the config: ValueError: no",)
+    assert rig.applied.notification == [], "the receivers were not swapped in"
+    assert rig.reloader.config is rig.config
+
+
+async def test_the_real_check_runs_on_reload(rig: Rig, tmp_path: Path) -> None:
+    """The reloader's default load is the check-config one: a template with an unknown
+    filter and a ca_file that is not a certificate are rejections, not crashes."""
+    reloader = ConfigReloader(
+        rig.path, rig.config, rig.applied, Notification(rig.applied), ManualClock(T0), Metrics()
+    )
+    junk = tmp_path / "junk.pem"
+    junk.write_text("junk\n")
+    mail = {
+        "type": "email",
+        "name": "mail",
+        "smarthost": "127.0.0.1:25",
+        "from": "a@example.com",
+        "to": ["b@example.com"],
+    }
+    for receiver in ({**mail, "ca_file": str(junk)}, {**mail, "subject": "{{ x|nope }}"}):
+        raw = {**BASE, "http": {"port": 6066}, "receivers": [receiver]}
+        write(rig.path, raw)
+        record = await reloader.reload("file")
+        assert record.outcome == "rejected", record
+        assert rig.applied.detection == rig.applied.notification == []
+
+
+# --- a file rewritten in place ------------------------------------------------------------------
+
+
+async def test_a_file_rewritten_in_place_is_applied_once_settled(tmp_path: Path) -> None:
+    """A writer that takes a while (not an atomic replace): the valid prefix it leaves
+    for a moment is not applied; the finished file is, once."""
+    rig = Rig(tmp_path)
+    rig.reloader._settle = 0.4
+    full = yaml.safe_dump(
+        edited(
+            rules=[
+                {"name": "High", "type": "above", "threshold": 300},
+                {"name": "Low", "type": "below", "threshold": 1},
+            ]
+        )
+    )
+    prefix = full[: full.index("- name: Low")]
+    assert len(parse_rules(prefix)) == 1, "the prefix alone is a valid config"
+    await rig.reloader.start()
+    try:
+        # The watcher is live once an atomic replace has been applied (it starts watching
+        # some time after start() returns: replace the file until it sees one).
+        def replaced() -> list[AnomalydConfig]:
+            if not rig.applied.detection:
+                write(rig.path, edited(rules=[{"name": "High", "type": "above", "threshold": 400}]))
+            return rig.applied.detection
+
+        await eventually(replaced, timeout=10, interval=0.5, what="the watcher")
+        rig.applied.detection.clear()
+        with rig.path.open("w") as file:
+            file.write(prefix)
+            file.flush()
+            # The writer is slow: the watcher sees the prefix well before the rest comes.
+            await asyncio.sleep(0.25)
+            file.write(full[len(prefix) :])
+        await eventually(lambda: rig.applied.detection, timeout=10, what="an applied config")
+    finally:
+        await rig.reloader.stop()
+    assert rig.count("rejected") == 0, "the emptied file was not read either"
+    assert [[rule.name for rule in c.rules] for c in rig.applied.detection] == [["High", "Low"]]
+
+
+async def test_an_emptied_file_is_rejected(running: Rig) -> None:
+    def emptied() -> ReloadRecord | None:
+        if last(running) is None:  # again until the watcher (started a moment ago) sees it
+            running.path.write_text("")  # truncated in place, as `> file` does
+        return last(running)
+
+    record = await eventually(emptied, timeout=10, interval=0.5, what="a reload")
+    assert record.outcome == "rejected"
+    assert record.problems == (EMPTY_FILE,)
+    assert running.applied.detection == []
+
+
+def parse_rules(text: str) -> list[Any]:
+    return list(yaml.safe_load(text)["rules"])

@@ -28,7 +28,7 @@ def problems(text: str) -> list[str]:
 
 
 def test_defaults() -> None:
-    drift = parse_config("", environ={}).drift
+    drift = parse_config("{}", environ={}).drift
     assert drift == DriftSection()
     assert (drift.window, drift.grace, drift.reference) == (300.0, 30.0, "rolling")
     assert (drift.confirm_windows, drift.stable_windows) == (2, 3)

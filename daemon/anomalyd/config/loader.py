@@ -13,9 +13,16 @@ import yaml
 from pydantic import ValidationError
 
 from anomalyd.config.model import AnomalydConfig
+from anomalyd.config.yamlfile import YamlProblem, load_yaml
 
 #: `${VAR}` or `${VAR:-default}`; `$${` stays a literal `${`.
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+EMPTY_FILE = (
+    "the file holds no config (it is empty or only comments); write `{}` to run on the"
+    " defaults alone"
+)
 
 
 class ConfigError(Exception):
@@ -56,11 +63,15 @@ def parse_config(
     e.g. `model.threshold=0.6` or `rules[0].threshold=900`, applied before validation."""
     environ = os.environ if environ is None else environ
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except YamlProblem as error:
+        raise ConfigError(source, [f"not accepted as YAML: {error}"]) from error
     except yaml.YAMLError as error:
         raise ConfigError(source, [f"not valid YAML: {_yaml_problem(error)}"]) from error
     if raw is None:
-        raw = {}
+        # Empty, blank or only comments: never what was meant (a truncated write, a
+        # failed template render), and applying it would drop every rule and receiver.
+        raise ConfigError(source, [EMPTY_FILE])
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the top level must be a mapping of sections"])
     # Keyword arguments must be text: report other keys instead of a TypeError.

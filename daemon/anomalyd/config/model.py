@@ -49,6 +49,13 @@ class AppSection(_Strict):
         "http://127.0.0.1:6066", description="Base URL of this daemon, used in alert links."
     )
     data_dir: str = Field(".anomalyd", description="Where the worker keeps local state.")
+    reload_settle: Duration = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="A changed config file is reloaded once two reads this far apart agree "
+        "(a file rewritten in place is not applied half-written); SIGHUP reloads at once.",
+    )
 
 
 class EmbeddedBrokerSection(_Strict):
@@ -84,9 +91,10 @@ class KafkaSection(_Strict):
     @classmethod
     def _host_port(cls, brokers: str | list[str]) -> str | list[str]:
         if isinstance(brokers, list):
-            for broker in brokers:
+            for i, broker in enumerate(brokers):
                 if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", broker):
-                    raise ValueError(f"{broker!r} is not host:port")
+                    # Not quoted: problems are logged, and the value may hold credentials.
+                    raise ValueError(f"entry {i} is not host:port")
         return brokers
 
     @property

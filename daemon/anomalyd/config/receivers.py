@@ -98,20 +98,24 @@ def _email_address(value: str) -> str:
         raise ValueError("an email address must be on one line")
     _, address = parseaddr(value)
     if not (address.isascii() and _ADDRESS.match(address)):
-        raise ValueError(f"{value!r} is not an email address")
+        raise ValueError("not an email address (e.g. alerts@example.com)")
     return value
 
 
 def _host_port(value: str) -> str:
+    """host:port. Messages do not repeat the value: a misplaced `user:password@host`
+    is a common mistake, and problems end up in logs and on /api/status."""
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{value!r} is not host:port (e.g. smtp.example.com:587)")
+        raise ValueError("not host:port (e.g. smtp.example.com:587)")
     if not re.fullmatch(r"[A-Za-z0-9.\-]+", host):
         try:
             ipaddress.ip_address(host)  # an IPv6 literal such as [::1]:25
         except ValueError as error:
-            raise ValueError(f"{host!r} is not a host name or an IP address") from error
+            raise ValueError(
+                "the host is not a host name or an IP address (credentials go in auth)"
+            ) from error
     return value
 
 

@@ -145,14 +145,27 @@ class Delivery(Service):
             await self._session.close()
 
     def reconfigure(self, config: AnomalydConfig) -> None:
-        """Adopt a reloaded config's receivers, routes, inhibition, config silences and
-        retry policy. Alerts held in groups stay held and are routed again (see
-        `Dispatcher.reconfigure`); a flush under way finishes with what it started with."""
+        """Adopt a reloaded config's notification sections at once (`prepare`, then
+        its commit)."""
+        self.prepare(config)()
+
+    def prepare(self, config: AnomalydConfig) -> Callable[[], None]:
+        """Build a reloaded config's receivers, routes, inhibition and retry policy
+        without changing anything (raises if a receiver cannot be built); the function
+        returned adopts them with the config's silences. Alerts held in groups stay held
+        and are routed again (see `Dispatcher.reconfigure`); a flush under way finishes
+        with what it started with."""
+        session = self._session  # None: not started yet, on_start builds from the config
+        routing = self._routing(config, session) if session is not None else None
+        return lambda: self._adopt(config, routing, started=session is not None)
+
+    def _adopt(
+        self, config: AnomalydConfig, routing: tuple[RouteNode, Stage] | None, *, started: bool
+    ) -> None:
         self.config = config
         self.silences.reconfigure(config.silences)
-        if self._session is None:  # not started yet: on_start builds from this config
+        if not started:
             return
-        routing = self._routing(self._session)
         if routing is None:
             if self._dispatcher is not None:
                 self._dispatcher.clear()
@@ -166,26 +179,28 @@ class Delivery(Service):
         self._wake.set()
 
     def _build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher | None:
-        routing = self._routing(session)
+        routing = self._routing(self.config, session)
         return self._new_dispatcher(*routing) if routing is not None else None
 
     def _new_dispatcher(self, root: RouteNode, pipeline: Stage) -> Dispatcher:
         nflog = self.notify_state.nflog
         return Dispatcher(root, pipeline, nflog, self.metrics, on_forget=self.notify_state.forget)
 
-    def _routing(self, session: aiohttp.ClientSession) -> tuple[RouteNode, Stage] | None:
-        """The routing tree and the flush pipeline of the current config."""
-        route = self.config.route or default_route([r.name for r in self.config.receivers])
+    def _routing(
+        self, config: AnomalydConfig, session: aiohttp.ClientSession
+    ) -> tuple[RouteNode, Stage] | None:
+        """The routing tree and the flush pipeline of `config`."""
+        route = config.route or default_route([r.name for r in config.receivers])
         if route is None:
             _log.warning("no_receivers", detail="alerts are not delivered anywhere")
             return None
-        notifiers = {n.name: n for n in build_notifiers(self.config, session, self.clock)}
-        policy = RetryPolicy.from_config(self.config.delivery)
+        notifiers = {n.name: n for n in build_notifiers(config, session, self.clock)}
+        policy = RetryPolicy.from_config(config.delivery)
 
         def retry(deliver: Stage) -> RetryStage:
             return RetryStage(deliver, policy, self.clock, self._dead_letter, self.metrics)
 
-        inhibitor = Inhibitor(self.config.inhibit_rules, self._inhibition_sources)
+        inhibitor = Inhibitor(config.inhibit_rules, self._inhibition_sources)
         pipeline = build_pipeline(
             inhibitor, self.silences, self.notify_state.nflog, retry, notifiers
         )

@@ -3,14 +3,20 @@ what the streams learned.
 
 Triggers: SIGHUP, and a change of the file (watched through its directory, because
 editors and Kubernetes replace files atomically: watching the file itself loses the
-watch after the first replace). A reload loads the file as the worker did at start
-(`${VAR}` and `ANOMALYD_*` overrides apply), then:
+watch after the first replace). A change of the file is read once it has settled: two
+reads `settle` seconds apart that agree, so a file rewritten in place is not applied
+half-written. SIGHUP reloads at once. A reload loads and checks the file as the worker
+and `check-config` do (`validate.load_checked`: `${VAR}` and `ANOMALYD_*` overrides
+apply, receivers are built, templates rendered against sample alerts), then:
 
 - invalid: rejected, one `config_reload_rejected` log line per problem; the running
   config stays;
-- valid: the live sections that changed are applied (`config.diff.LIVE_SECTIONS`:
-  detection through `Runtime.reconfigure`, notification through
-  `Delivery.reconfigure`); keys that need a restart are logged
+- valid: the live sections that changed are applied (`config.diff.LIVE_SECTIONS`), all
+  or nothing: the notification side is built first without touching anything
+  (`Delivery.prepare`); then detection adopts the config (`Runtime.reconfigure`, which
+  restores the running config if it fails: `ReconfigureFailed`); only then is the
+  notification side swapped in. A failure at any step before the swap is a rejection,
+  and the running config stays. Keys that need a restart are logged
   (`config_change_needs_restart`) and reported on /api/status, not applied.
 
 Outcomes are counted in `anomalyd_config_reloads_total{outcome}`; the last one is kept
@@ -40,10 +46,10 @@ from anomalyd.config import (
     config_version,
     diff_configs,
     live_config,
-    load_config,
 )
 from anomalyd.domain import format_time
 from anomalyd.metrics import Metrics
+from anomalyd.validate import load_checked
 
 _log = structlog.get_logger(__name__)
 
@@ -54,16 +60,28 @@ Outcome = Literal["ok", "rejected", "restart_needed"]
 _K8S_DATA = "..data"
 
 
+#: A second read of a changed file this many times at most before it is taken as it is
+#: (a file rewritten without end still gets read; a partial one is then rejected or not).
+_SETTLE_ROUNDS = 10
+
+
+class ReconfigureFailed(Exception):
+    """Detection could not adopt a config, and went back to the one it ran."""
+
+
 class Detection(Protocol):
-    """What applies the detection sections (`Runtime`)."""
+    """What applies the detection sections (`Runtime`): adopts the config, or restores
+    the running one and raises ReconfigureFailed (anything else: its state is unknown)."""
 
     async def reconfigure(self, config: AnomalydConfig) -> None: ...
 
 
 class Notification(Protocol):
-    """What applies the notification sections (`Delivery`)."""
+    """What applies the notification sections (`Delivery`): `prepare` builds what the
+    config needs without changing anything (and raises if it cannot); the function it
+    returns swaps that in."""
 
-    def reconfigure(self, config: AnomalydConfig) -> None: ...
+    def prepare(self, config: AnomalydConfig) -> Callable[[], None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +123,9 @@ class ConfigReloader(Service):
         clock: Clock,
         metrics: Metrics,
         *,
-        load: Callable[[Path], AnomalydConfig] = load_config,
+        load: Callable[[Path], AnomalydConfig] = load_checked,
         debounce_ms: int = 200,
+        settle: float = 1.0,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -121,6 +140,7 @@ class ConfigReloader(Service):
         self._metrics = metrics
         self._load = load
         self._debounce_ms = debounce_ms
+        self._settle = settle
         self._wanted = asyncio.Event()
         self._triggers: list[str] = []
         self._stop_watching = asyncio.Event()
@@ -148,7 +168,7 @@ class ConfigReloader(Service):
             await self._wanted.wait()
             self._wanted.clear()
             triggers, self._triggers = self._triggers, []
-            if triggers == ["file"] * len(triggers) and _digest(self.path) == self._digest:
+            if triggers == ["file"] * len(triggers) and await self._settled() == self._digest:
                 _log.debug("config_file_unchanged", path=str(self.path))
                 continue
             await self.reload(triggers[0] if len(set(triggers)) == 1 else "+".join(triggers))
@@ -178,10 +198,25 @@ class ConfigReloader(Service):
                 hint="file changes are not seen; reload with SIGHUP",
             )
 
+    async def _settled(self) -> str | None:
+        """The file's digest once two reads `settle` seconds apart agree: a writer that
+        rewrites the file in place (not atomically) is given time to finish."""
+        digest = _digest(self.path)
+        for _ in range(_SETTLE_ROUNDS):
+            if digest == self._digest:
+                return digest  # what the last reload read: nothing new to wait for
+            await asyncio.sleep(self._settle)
+            again = _digest(self.path)
+            if again == digest:
+                return digest
+            digest = again
+        _log.warning("config_file_not_settling", path=str(self.path), rounds=_SETTLE_ROUNDS)
+        return digest
+
     # -- the reload -------------------------------------------------------------------------
 
     async def reload(self, trigger: str) -> ReloadRecord:
-        """Load the file again and apply what can be applied live."""
+        """Load the file again and apply what can be applied live, all or nothing."""
         self._digest = _digest(self.path)
         try:
             new = self._load(self.path)
@@ -190,12 +225,9 @@ class ConfigReloader(Service):
         diff = diff_configs(self.config, new)
         live = live_config(self.config, new)
         if diff.applied:
-            try:
-                await self._detection.reconfigure(live)
-                self._notification.reconfigure(live)
-            except Exception:  # a bug, not a bad file: half applied, so stop the worker
-                _log.exception("config_reload_failed", trigger=trigger, applied=diff.applied)
-                raise
+            problem = await self._apply(live, trigger)
+            if problem is not None:
+                return self._rejected(trigger, [problem])
         self.config, self.version = live, config_version(live)
         record = ReloadRecord(
             self._clock.now(), trigger, outcome_of(diff), self.version, diff.applied, diff.restart
@@ -212,6 +244,24 @@ class ConfigReloader(Service):
             applied=list(diff.applied),
         )
         return self._record(record)
+
+    async def _apply(self, live: AnomalydConfig, trigger: str) -> str | None:
+        """Apply the live sections; the problem if the running config stayed instead."""
+        try:
+            commit = self._notification.prepare(live)
+        except Exception as error:  # noqa: BLE001 (nothing changed yet: logged, rejected)
+            _log.exception("config_reload_failed", trigger=trigger, stage="receivers")
+            return f"the receivers could not be built: {type(error).__name__}: {error}"
+        try:
+            await self._detection.reconfigure(live)
+        except ReconfigureFailed as error:  # detection restored the running config
+            _log.error(
+                "config_reload_failed", trigger=trigger, stage="detection", detail=str(error)
+            )
+            return f"detection could not adopt the config: {error}"
+        # Only swaps prepared objects in; if even that fails, the state is unknown: stop.
+        commit()
+        return None
 
     def _rejected(self, trigger: str, problems: list[str]) -> ReloadRecord:
         for problem in problems:

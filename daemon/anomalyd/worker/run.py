@@ -83,7 +83,9 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
     )
     reloader = None
     if config_path is not None:
-        reloader = ConfigReloader(config_path, config, runtime, delivery, clock, metrics)
+        reloader = ConfigReloader(
+            config_path, config, runtime, delivery, clock, metrics, settle=config.app.reload_settle
+        )
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reloader handles it
     app = build_app(
         config, runtime, delivery, snapshots, data_dir=config.app.data_dir, reloads=reloader

@@ -20,6 +20,7 @@ from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
 from anomalyd.worker.alert_index import AlertIndex
+from anomalyd.worker.reload import ReconfigureFailed
 
 _log = structlog.get_logger(__name__)
 
@@ -58,11 +59,22 @@ class Runtime(Service):
 
     async def reconfigure(self, config: AnomalydConfig) -> None:
         """Adopt a reloaded config's detection sections and ingest limits, keeping what
-        the streams learned (`Pipeline.reconfigure`); publish the alerts it resolves."""
-        before, self.config = self.config, config
+        the streams learned (`Pipeline.reconfigure`); publish the alerts it resolves.
+
+        All or nothing: if the pipeline cannot adopt the config, it goes back to the
+        running one and ReconfigureFailed says why (if it cannot go back either, that
+        error propagates: the state is unknown)."""
+        before, now = self.config, self.clock.now()
+        try:
+            ended = self.pipeline.reconfigure(config, now=now)
+        except Exception as error:  # rolled back below, then reported as a rejection
+            _log.exception("detection_reconfigure_failed", detail="restoring the running config")
+            ended = self.pipeline.reconfigure(before, now=now)
+            await self.publish(Outcome(alerts=ended))
+            raise ReconfigureFailed(f"{type(error).__name__}: {error}") from error
+        self.config = config
         _log_rebuilds(before, config, self.engine.stream_count)
         self.limits = _limits(config)
-        ended = self.pipeline.reconfigure(config, now=self.clock.now())
         self.metrics.set_config_version(self.pipeline.version)
         await self.publish(Outcome(alerts=ended))
 

@@ -3,9 +3,13 @@ raising DeliveryError (retryable or not)."""
 
 from __future__ import annotations
 
-import aiohttp
+import ssl
+from typing import cast
 
-from anomalyd.clock import Clock
+import aiohttp
+from jinja2 import TemplateError
+
+from anomalyd.clock import Clock, SystemClock
 from anomalyd.config import (
     AlertmanagerReceiver,
     AnomalydConfig,
@@ -21,7 +25,7 @@ from anomalyd.notify.receivers.alertmanager import AlertmanagerNotifier, postabl
 from anomalyd.notify.receivers.email import EmailNotifier
 from anomalyd.notify.receivers.log import LogNotifier
 from anomalyd.notify.receivers.signing import VerificationError, sign, verify
-from anomalyd.notify.receivers.templates import EmailTemplates
+from anomalyd.notify.receivers.templates import EmailTemplates, template_problems
 from anomalyd.notify.receivers.webhook import WebhookNotifier
 
 __all__ = [
@@ -35,6 +39,7 @@ __all__ = [
     "build_notifiers",
     "parse_retry_after",
     "postable_alert",
+    "receiver_problems",
     "sign",
     "verify",
 ]
@@ -67,3 +72,38 @@ def build_notifier(
             return AlertmanagerNotifier(receiver, session, clock)
         case LogReceiver():
             return LogNotifier(receiver.name)
+
+
+#: The notifiers keep the HTTP session for sending only; a check builds them and never
+#: sends, so it needs no open session (one would need a running event loop).
+_NO_SESSION = cast(aiohttp.ClientSession, None)
+
+
+def receiver_problems(config: AnomalydConfig) -> list[str]:
+    """What the schema cannot see and the worker would meet only when it builds or uses a
+    receiver: certificate files that do not load, templates that do not compile or fail
+    on an alert. Each receiver is built exactly as the worker builds it (`build_notifier`);
+    each problem is `receivers[i].key: why`."""
+    problems: list[str] = []
+    for i, receiver in enumerate(config.receivers):
+        where = f"receivers[{i}]"
+        if isinstance(receiver, EmailReceiver):
+            sources = {"subject": receiver.subject, "text": receiver.text, "html": receiver.html}
+            found = template_problems(sources, config.app.external_url)
+            problems.extend(f"{where}.{part}: {text}" for part, text in found.items())
+            if found:
+                continue  # building it would only fail on the same templates
+        problems.extend(_build_problems(receiver, where, config.app.external_url))
+    return problems
+
+
+def _build_problems(receiver: Receiver, where: str, external_url: str) -> list[str]:
+    try:
+        build_notifier(receiver, external_url, _NO_SESSION, SystemClock())
+    except ssl.SSLError as error:  # before OSError: SSLError is one
+        return [f"{where}.ca_file: not PEM certificates ({error.reason or error})"]
+    except OSError as error:  # only the email receiver opens a file: its ca_file
+        return [f"{where}.ca_file: cannot be read ({error.strerror or error})"]
+    except (TemplateError, ValueError) as error:
+        return [f"{where}: cannot be built ({type(error).__name__}: {error})"]
+    return []

@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Template
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from anomalyd.domain import ZERO_TIME
+from anomalyd.domain import ZERO_TIME, Alert, AlertStatus
 from anomalyd.notify.notification import Notification
 from anomalyd.notify.payload import notification_payload
 
@@ -120,17 +120,31 @@ class RenderedEmail:
     html: str
 
 
+#: The parts of an email and whether their values are HTML-escaped.
+PARTS = {"subject": False, "text": False, "html": True}
+
+
+def compile_template(
+    part: str, source: str | None, undefined: type[Undefined] = Undefined
+) -> Template:
+    """One part's template (its default when `source` is None), compiled as a receiver
+    compiles it; raises jinja2.TemplateError (syntax, an unknown filter or test)."""
+    environment = ImmutableSandboxedEnvironment(
+        autoescape=PARTS[part], trim_blocks=True, undefined=undefined
+    )
+    defaults = {"subject": DEFAULT_SUBJECT, "text": DEFAULT_TEXT, "html": DEFAULT_HTML}
+    return environment.from_string(source or defaults[part])
+
+
 class EmailTemplates:
     """The three templates of one receiver, compiled once."""
 
     def __init__(
         self, subject: str | None = None, text: str | None = None, html: str | None = None
     ) -> None:
-        plain = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True)
-        escaped = ImmutableSandboxedEnvironment(autoescape=True, trim_blocks=True)
-        self._subject: Template = plain.from_string(subject or DEFAULT_SUBJECT)
-        self._text: Template = plain.from_string(text or DEFAULT_TEXT)
-        self._html: Template = escaped.from_string(html or DEFAULT_HTML)
+        self._subject = compile_template("subject", subject)
+        self._text = compile_template("text", text)
+        self._html = compile_template("html", html)
 
     def render(self, notification: Notification, external_url: str) -> RenderedEmail:
         """Render all three parts; raises what Jinja2 raises on a broken template."""
@@ -140,6 +154,71 @@ class EmailTemplates:
             text=self._text.render(context),
             html=self._html.render(context),
         )
+
+
+def template_problems(sources: dict[str, str | None], external_url: str) -> dict[str, str]:
+    """Why each part (`subject`, `text`, `html`) would fail at delivery, by part.
+
+    Each template is compiled as the receiver compiles it, then rendered against sample
+    notifications (firing, resolved, both) with StrictUndefined: a misspelled variable
+    (`alrts`, `alert.startsat`) is a problem here instead of a dead letter per
+    notification. Labels and annotations are the user's own and vary per alert, so any
+    key of theirs renders (as a placeholder)."""
+    problems: dict[str, str] = {}
+    for part, source in sources.items():
+        try:
+            template = compile_template(part, source, StrictUndefined)
+        except TemplateError as error:
+            problems[part] = f"the template does not compile: {_jinja_message(error)}"
+            continue
+        for notification in _samples():
+            try:
+                template.render(_lenient(template_context(notification, external_url)))
+            except Exception as error:  # noqa: BLE001 (a template can raise anything: reported)
+                problems[part] = f"the template fails on a sample alert: {_jinja_message(error)}"
+                break
+    return problems
+
+
+def _jinja_message(error: BaseException) -> str:
+    """The error without the template's source (it may be long); with its line if known."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    line = getattr(error, "lineno", None)
+    return f"{message} (line {line})" if line else message
+
+
+class _AnyKey(dict[str, str]):
+    """A label or annotation map of the sample: a key it lacks renders as a placeholder,
+    since real alerts carry keys of the user's choosing."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+_MAPS = ("group_labels", "common_labels", "common_annotations")
+
+
+def _lenient(context: dict[str, Any]) -> dict[str, Any]:
+    for alert in context["alerts"]:  # `firing` and `resolved` hold the same dicts
+        alert["labels"] = _AnyKey(alert["labels"])
+        alert["annotations"] = _AnyKey(alert["annotations"])
+    for name in _MAPS:
+        context[name] = _AnyKey(context[name])
+    return context
+
+
+def _samples() -> list[Notification]:
+    labels = {"alertname": "SampleAlert", "stream": "sample", "severity": "warning"}
+    annotations = {"summary": "sample summary", "description": "sample description"}
+    fired = Alert(labels, annotations, AlertStatus.FIRING, 1.7e9, "0" * 16, "http://x/")
+    ended = Alert(
+        {**labels, "stream": "other"}, annotations, AlertStatus.RESOLVED, 1.7e9, "1" * 16, "", 1.7e9
+    )
+
+    def sample(*alerts: Alert) -> Notification:
+        return Notification("sample", "{}:{}", {"alertname": "SampleAlert"}, alerts, "sample-id")
+
+    return [sample(fired), sample(ended), sample(fired, ended)]
 
 
 def template_context(notification: Notification, external_url: str) -> dict[str, Any]:
