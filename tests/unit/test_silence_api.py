@@ -108,6 +108,30 @@ async def test_the_bearer_scheme_is_case_insensitive() -> None:
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer " + chr(0xDCFF),  # the byte 0xff, as aiohttp decodes it (surrogateescape)
+        f"Bearer {TOKEN}" + chr(0xDCFF),
+        "Bearer " + chr(0xD800),  # a surrogate no byte decodes to
+        "Bearer \x00",
+        "Bearer " + "é" * 5000,
+        chr(0xDCFF),
+        "Basic dXNlcjpwYXNz",
+    ],
+)
+async def test_an_odd_authorization_header_is_401_never_an_error(header: str) -> None:
+    service, store = api()
+    create, expire = FakeRequest(BODY), FakeRequest()
+    for request in (create, expire):
+        request.headers["Authorization"] = header
+    for attempt in (service.create(create), service.expire(expire, "x")):
+        with pytest.raises(ApiError) as caught:
+            await attempt
+        assert caught.value.status == 401
+    assert store.saved == []
+
+
+@pytest.mark.parametrize(
     ("raw", "problem"),
     [
         (b"not json", "not JSON"),
