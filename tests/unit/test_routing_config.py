@@ -184,6 +184,10 @@ def test_timestamps() -> None:
         parse_timestamp("2026-01-01T00:00:00")
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_timestamp("yesterday")
+    assert parse_timestamp("9999-12-31T23:59:59Z") == 253_402_300_799.0
+    for far in (1e300, float("nan"), float("inf"), 10**400, -1, "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_timestamp(far)
 
 
 # --- the config sections ------------------------------------------------------------------------

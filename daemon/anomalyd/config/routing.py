@@ -13,6 +13,7 @@ config, API and the silences topic alike.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -241,12 +242,31 @@ MatcherField = Annotated[
 ]
 
 
+#: The times a silence may name: from the epoch to the end of year 9999, the last time
+#: RFC 3339 (and Python's datetime) can write. `endsAt: 1e300` is a mistake to point out,
+#: not a time to store: nothing could print it back.
+MIN_TIME, MAX_TIME = 0.0, 253_402_300_799.0
+
+
 def parse_timestamp(raw: Any) -> float:
-    """Epoch seconds from RFC 3339 text with a time zone (`2026-11-22T10:00:00Z`) or a number."""
+    """Epoch seconds from RFC 3339 text with a time zone (`2026-11-22T10:00:00Z`) or a number,
+    from 1970 to the end of 9999."""
+    seconds = _epoch_seconds(raw)
+    if not MIN_TIME <= seconds <= MAX_TIME:  # NaN fails this too
+        raise ValueError(
+            "out of range: a time is from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        )
+    return seconds
+
+
+def _epoch_seconds(raw: Any) -> float:
     if isinstance(raw, bool):
         raise ValueError("a time is RFC 3339 text like 2026-11-22T10:00:00Z")
     if isinstance(raw, int | float):
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:  # an int too large for a float (YAML reads any size)
+            return math.inf
     if isinstance(raw, datetime):
         stamp = raw
     elif isinstance(raw, str):

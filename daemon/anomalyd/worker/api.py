@@ -113,6 +113,8 @@ class SilenceApi:
         now = self._clock.now()
         silence_id = body.get("id")
         if silence_id is not None:
+            if not isinstance(silence_id, str):  # a list is not even a key to look up
+                raise ApiError(400, "id: the text id of a silence made through the API")
             self._writable(silence_id)
         else:
             silence_id = self._store.new_silence_id()
