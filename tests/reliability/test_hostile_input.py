@@ -271,10 +271,8 @@ async def test_hostile_requests_and_silences_neither_freeze_nor_blind_the_worker
     ]
     wrong = [(m, t, want, got) for m, t, want, got, _ in answers if got != want]
     slowest = max(took for *_, took in answers)
-    auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
-    created = await raw_request(
-        port, "POST", "/api/silences", auth, _silence(matchers=[BACKTRACKING])
-    )
+    backtracking = {"matchers": [BACKTRACKING], "endsAt": FAR_FUTURE}
+    created = worker.call("POST", "/api/silences", backtracking, token=TOKEN)
     await produce_fast(broker.bootstrap, topics["silences"], hostile_topic_silences())
 
     # A stream whose alert carries the label the silence backtracks on, then the corpus.
@@ -327,3 +325,17 @@ async def test_hostile_requests_and_silences_neither_freeze_nor_blind_the_worker
     assert tally.has("hostile.team", "firing"), "not muted: the silence's regex does not match"
     assert "last" in ids, "the silences topic is still followed after the hostile records"
     assert not {"forever", "backref", "far", "other", "x"} & set(ids), ids
+
+    # After a restart the silence comes back from the topic (it froze every restart
+    # before): the worker starts, and judges and notifies as before.
+    worker.stop()
+    again = start_worker(path, config)
+    await again.wait_ready()
+    silence_id = orjson.loads(created[1])["silenceID"]
+    assert silence_id in {s["id"] for s in orjson.loads(again.get("/api/silences")[1])}
+    after = [
+        {**event, "stream": "hostile.after", "ts": time.time() + i} for i, event in enumerate(team)
+    ]
+    await produce_fast(broker.bootstrap, topics["events"], after)
+    assert await settle(lambda: webhook_sink.tally, {"hostile.after"}, timeout=60)
+    assert again.get("/healthz")[0] == 200
