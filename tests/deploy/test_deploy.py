@@ -8,6 +8,7 @@ use."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import re
@@ -723,3 +724,40 @@ async def test_container_healthchecks_and_probe_paths_answer_on_a_live_worker(
     main = container(manifests()["Deployment"])
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert worker.get(main[probe]["httpGet"]["path"])[0] == 200, probe
+
+
+# --- Kafka ACLs -----------------------------------------------------------------------------
+
+
+def acl_grants(**env: str) -> list[tuple[str, frozenset[str], str]]:
+    """What `kafka/acls.sh` grants, as (principal, operations, resource), its commands
+    printed instead of run."""
+    script = DEPLOY / "kafka" / "acls.sh"
+    done = run(["bash", str(script)], env={**os.environ, "KAFKA_ACLS": "echo", **env})
+    assert done.returncode == 0, done.stderr
+    grants = []
+    for line in done.stdout.splitlines():
+        words = shlex.split(line)
+        principal = words[words.index("--allow-principal") + 1]
+        operations = frozenset(w for p, w in itertools.pairwise(words) if p == "--operation")
+        kind = next(w for w in words if w in ("--topic", "--group", "--cluster"))
+        name = words[words.index(kind) + 1] if kind != "--cluster" else ""
+        prefixed = "prefixed:" if "prefixed" in words else ""
+        grants.append((principal, operations, f"{kind[2:]}:{prefixed}{name}"))
+    return grants
+
+
+def test_kafka_acls_let_only_the_daemon_write_the_topics_it_trusts() -> None:
+    from anomalyd.config.model import TopicsSection
+
+    grants = acl_grants(BOOTSTRAP="kafka:9093", PRODUCERS="User:shop", READERS="User:grafana")
+    writers: dict[str, set[str]] = {}
+    for principal, operations, resource in grants:
+        if operations & {"All", "Write"}:
+            writers.setdefault(resource, set()).add(principal)
+    every_topic = {f"topic:{name}" for name in TopicsSection().model_dump().values()}
+    assert {r for r, w in writers.items() if "User:anomalyd" in w} >= every_topic
+    assert "topic:prefixed:anomalyd-" in writers, "<app.id>-state and -events-by-stream"
+    assert {r for r, w in writers.items() if w - {"User:anomalyd"}} == {"topic:events"}
+    assert writers["topic:events"] == {"User:anomalyd", "User:shop"}
+    assert {ops for p, ops, _ in grants if p == "User:grafana"} == {frozenset({"Read", "Describe"})}

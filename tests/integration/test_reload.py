@@ -113,15 +113,17 @@ async def test_reload_applies_rejects_and_answers_sighup(
     rewrite(worker, "rules: [{name: LatencyHigh, type: above\n")
     rejected = await next_reload(worker, 1)
     assert rejected["outcome"] == "rejected"
-    [problem] = rejected["problems"]
-    assert problem.startswith("not valid YAML: ")
+    # /api/status (open to all) shows where and what; the log has the problem's text.
+    assert rejected["problems"] == [{"location": "line 2, column 1", "kind": "yaml_syntax"}]
     rewrite(worker, yaml.safe_dump({**worker.config, "rulez": []}))
     rejected = await next_reload(worker, 2)
     assert rejected["outcome"] == "rejected"
-    assert rejected["problems"] == ["rulez: Extra inputs are not permitted"]
+    assert rejected["problems"] == [{"location": "rulez", "kind": "unknown_key"}]
     assert reloads(worker, "rejected") == 2
     logged = [line for line in worker.log_lines() if line["event"] == "config_reload_rejected"]
-    assert [line["problem"] for line in logged] == [problem, rejected["problems"][0]]
+    [yaml_problem, key_problem] = [line["problem"] for line in logged]
+    assert yaml_problem.startswith("not valid YAML: ")
+    assert key_problem == "rulez: Extra inputs are not permitted"
     current = status(worker)
     assert current["config_version"] == version
     assert current["reload"]["last"]["problems"] == rejected["problems"]

@@ -170,6 +170,30 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[
         await consumer.stop()
 
 
+# --- raw HTTP ------------------------------------------------------------------------------------
+
+
+async def raw_request(
+    port: int, method: str, path: str, headers: bytes = b"", body: bytes = b""
+) -> tuple[int, float]:
+    """One HTTP/1.1 request written byte for byte (clients refuse to send a header that is
+    not ASCII, an attacker does not): the status answered, and the seconds it took."""
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        ).encode()
+        writer.write(head + headers + b"\r\n" + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+        return int(status_line.split()[1]), time.monotonic() - started
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 # --- the worker ----------------------------------------------------------------------------------
 
 

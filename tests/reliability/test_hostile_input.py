@@ -2,7 +2,13 @@
 nesting, NaN and infinities, wrong types, control characters and CRLF in labels, unknown
 fields, ...) interleaved with valid ones. The worker never crashes; every malformed event
 is in events.dlq, byte for byte, with a reason; every valid one is scored; its memory stays
-bounded."""
+bounded.
+
+Hostile requests and silences too: bad Authorization bytes, out-of-range times, wrong
+types and non-UTF-8 bodies answer 4xx, never 5xx; a silence whose regex backtracks
+catastrophically under Python's `re` is matched in linear time; malformed silences written
+straight to the silences topic are skipped. The worker keeps answering /healthz within 1 s
+and keeps judging the events behind them."""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from harness import (
     counts,
     metric,
     produce_fast,
+    raw_request,
     read_topic,
     rss_mb,
     scenario_config,
@@ -172,3 +179,163 @@ async def test_malformed_events_are_dead_lettered_and_the_valid_ones_scored(
     assert peak.max - baseline < RSS_GROWTH_MB, f"RSS grew {peak.max - baseline:.0f} MB"
     errors = [line for line in worker.log_lines() if line.get("level") in ("error", "critical")]
     assert errors == [], errors[:3]
+
+
+# --- hostile requests and silences ------------------------------------------------------------
+
+TOKEN = "hostile-api-token-0123456789"
+FINGERPRINT = "0123456789abcdef"
+#: Python's re tries every split of the letters among the groups: 2^32 ways for 32 letters.
+BACKTRACKING = 'team=~"([a-z]+)*-prod"'
+TEAM = "a" * 32
+FAR_FUTURE = "2099-01-01T00:00:00Z"
+
+
+def _silence(**fields: Any) -> bytes:
+    return _dumps({"matchers": ['stream="nothing"'], "endsAt": FAR_FUTURE, **fields})
+
+
+def hostile_requests() -> list[tuple[str, str, bytes, bytes, int]]:
+    """(method, path, headers, body, the status it must get)."""
+    auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
+    odd = b"Authorization: Bearer \xff\r\n"
+    feedback = f"/api/alerts/{FINGERPRINT}/feedback"
+    link = (
+        f"{feedback}?label=true_positive&exp=1e300&stream=%ED%A0%80&alertname=a"
+        "&detector=rules&sig=%FF"
+    )
+    spaces = " " * 30_000  # a backtracking matcher parse took seconds on this
+    return [
+        ("POST", "/api/silences", odd, _silence(), 401),
+        ("DELETE", "/api/silences/x", odd, b"", 401),
+        ("POST", feedback, odd, b'{"label": "true_positive"}', 401),
+        ("POST", "/api/silences", auth, _silence(endsAt=1e300), 400),
+        ("POST", "/api/silences", auth, _silence(startsAt="0001-01-01T00:00:00+01:00"), 400),
+        (
+            "POST",
+            "/api/silences",
+            auth,
+            b'{"matchers": ["a=b"], "endsAt": 1' + b"0" * 400 + b"}",
+            400,
+        ),
+        ("POST", "/api/silences", auth, _silence(id=[1]), 400),
+        ("POST", "/api/silences", auth, b'{"matchers": ["a=\xff"], "endsAt": 4e9}', 400),
+        ("POST", "/api/silences", auth, _silence(matchers=['team=~"(a)\\\\1"']), 400),
+        ("POST", "/api/silences", auth, _silence(matchers=[f'a="{spaces}x" {spaces}y']), 400),
+        ("POST", "/api/silences", auth, b"[" * 5000 + b"]" * 5000, 400),
+        ("POST", feedback, auth, b'{"label": 5}', 400),
+        ("POST", feedback, auth, b"\xff\xfe", 400),
+        ("GET", link, b"", b"", 403),
+        ("GET", "/api/status?limit=99999999999999999999", b"", b"", 400),
+        ("GET", "/api/alerts?status=%FF", b"", b"", 400),
+        ("GET", "/api/silences/%ED%A0%80", b"", b"", 404),
+        ("DELETE", "/api/silences/" + "x" * 5000, auth, b"", 404),
+    ]
+
+
+def hostile_topic_silences() -> list[tuple[bytes | None, bytes | None]]:
+    """Records written straight to the silences topic: each is skipped, none stops the
+    valid one after them."""
+    return [
+        (b"\xff", _silence(id="x")),  # a key that is not UTF-8
+        (b"forever", _silence(id="forever", matchers=[BACKTRACKING], endsAt=None)),
+        (b"backref", _silence(id="backref", matchers=['team=~"(a)\\\\1"'])),
+        (b"far", _silence(id="far", endsAt=1e300)),
+        (b"not-its-key", _silence(id="other")),
+        (b"list", b"[]"),
+        (b"last", _silence(id="last")),
+    ]
+
+
+async def test_hostile_requests_and_silences_neither_freeze_nor_blind_the_worker(
+    broker: EmbeddedBroker,
+    webhook_sink: WebhookSink,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    record: Callable[[Row], None],
+) -> None:
+    corpus = build_corpus(*size((1_200, 20, 5), (20_000, 100, 20)), seed=67)
+    path, config = scenario_config(
+        tmp_path,
+        broker.bootstrap,
+        [webhook_sink.receiver()],
+        http={"api_token": TOKEN, "feedback_secret": "hostile-feedback-secret"},
+    )
+    worker = start_worker(path, config)
+    await worker.wait_ready()
+    port, topics = config["http"]["port"], config["topics"]
+
+    answers = [
+        (method, target[:60], expected, *await raw_request(port, method, target, head, body))
+        for method, target, head, body, expected in hostile_requests()
+    ]
+    wrong = [(m, t, want, got) for m, t, want, got, _ in answers if got != want]
+    slowest = max(took for *_, took in answers)
+    backtracking = {"matchers": [BACKTRACKING], "endsAt": FAR_FUTURE}
+    created = worker.call("POST", "/api/silences", backtracking, token=TOKEN)
+    await produce_fast(broker.bootstrap, topics["silences"], hostile_topic_silences())
+
+    # A stream whose alert carries the label the silence backtracks on, then the corpus.
+    now = time.time()
+    team = [
+        {"stream": "hostile.team", "ts": now + i, "value": v, "labels": {"team": TEAM}}
+        for i, v in enumerate([100.0, 1000.0, 100.0])
+    ]
+    health: list[float] = []
+
+    async def sample_health() -> None:
+        while True:  # cancelled once the run is judged
+            started = time.monotonic()
+            status, _ = await asyncio.to_thread(worker.get, "/healthz")
+            health.append(time.monotonic() - started if status == 200 else float("inf"))
+            await asyncio.sleep(0.2)
+
+    sampler = asyncio.create_task(sample_health())
+    try:
+        await produce_fast(broker.bootstrap, topics["events"], [*team, *corpus.events])
+        wanted = {*corpus.streams, "hostile.team"}
+        complete = await settle(lambda: webhook_sink.tally, wanted, timeout=size(60, 300))
+    finally:
+        sampler.cancel()
+    status, listed = worker.get("/api/silences")
+    ids = sorted(silence["id"] for silence in orjson.loads(listed)) if status == 200 else []
+    worker.assert_running()
+
+    tally = webhook_sink.tally
+    notified = tally.notified(corpus.streams)
+    record(
+        Row(
+            f"hostile HTTP: {len(answers)} requests, {len(hostile_topic_silences())} silences",
+            len(corpus.events) + len(team),
+            len(corpus.anomalies),
+            notified,
+            len(corpus.anomalies) - notified,
+            tally.duplicates(),
+            None,
+            f"{len(wrong)} wrong answers; slowest request {slowest * 1000:.0f} ms; "
+            f"/healthz max {max(health, default=0) * 1000:.0f} ms",
+        )
+    )
+    assert wrong == [], f"(method, path, expected, got): {wrong}"
+    assert slowest < 1.0, f"a request took {slowest:.1f} s"
+    assert created[0] == 200, "the backtracking silence is a valid one"
+    assert health, "/healthz was asked"
+    assert max(health) < 1.0, f"/healthz took up to {max(health):.1f} s"
+    assert complete, "the events behind the silence are judged and notified"
+    assert tally.has("hostile.team", "firing"), "not muted: the silence's regex does not match"
+    assert "last" in ids, "the silences topic is still followed after the hostile records"
+    assert not {"forever", "backref", "far", "other", "x"} & set(ids), ids
+
+    # After a restart the silence comes back from the topic (it froze every restart
+    # before): the worker starts, and judges and notifies as before.
+    worker.stop()
+    again = start_worker(path, config)
+    await again.wait_ready()
+    silence_id = orjson.loads(created[1])["silenceID"]
+    assert silence_id in {s["id"] for s in orjson.loads(again.get("/api/silences")[1])}
+    after = [
+        {**event, "stream": "hostile.after", "ts": time.time() + i} for i, event in enumerate(team)
+    ]
+    await produce_fast(broker.bootstrap, topics["events"], after)
+    assert await settle(lambda: webhook_sink.tally, {"hostile.after"}, timeout=60)
+    assert again.get("/healthz")[0] == 200

@@ -20,7 +20,15 @@ from typing import Any
 import orjson
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from harness import MailSink, WebhookSink, produce_fast, read_topic, scenario_config
+from harness import (
+    MailSink,
+    Row,
+    WebhookSink,
+    produce_fast,
+    raw_request,
+    read_topic,
+    scenario_config,
+)
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -262,6 +270,71 @@ async def check_write_endpoints(worker: WorkerProcess, token: str, fingerprint: 
     assert worker.call("DELETE", f"/api/silences/{silence_id}")[0] == 401
     assert worker.call("DELETE", f"/api/silences/{silence_id}", token="nope")[0] == 401
     assert worker.call("DELETE", f"/api/silences/{silence_id}", token=token)[0] == 200
+
+
+async def test_an_undecodable_bearer_token_is_refused_and_the_token_never_logged(
+    broker: EmbeddedBroker,
+    webhook_sink: WebhookSink,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    record: Callable[[Row], None],
+) -> None:
+    """`Authorization: Bearer \\xff` was a 500 whose logged traceback listed the frames'
+    locals, the configured API token among them: from a request that needs no token."""
+    token = "api-" + secrets.token_hex(16)
+    monkeypatch.setenv("RELIABILITY_API_TOKEN", token)
+    path, config = scenario_config(
+        tmp_path,
+        broker.bootstrap,
+        [webhook_sink.receiver()],
+        app={"log_level": "debug"},
+        http={"api_token": "${RELIABILITY_API_TOKEN}"},
+    )
+    worker = start_worker(path, config)
+    await worker.wait_ready()
+    port = config["http"]["port"]
+    body = orjson.dumps({"matchers": ['stream="x"'], "endsAt": "2099-01-01T00:00:00Z"})
+    writes = [
+        ("POST", "/api/silences", body),
+        ("DELETE", "/api/silences/x", b""),
+        ("POST", "/api/alerts/0123456789abcdef/feedback", b'{"label": "true_positive"}'),
+    ]
+    odd = [
+        b"Bearer \xff",
+        b"Bearer " + token.encode() + b"\xff",
+        b"\xff\xfe",
+        b"Bearer \xed\xa0\x80",
+    ]
+    answers = {
+        (method, page, header): (
+            await raw_request(port, method, page, b"Authorization: " + header + b"\r\n", sent)
+        )[0]
+        for method, page, sent in writes
+        for header in odd
+    }
+    assert set(answers.values()) == {401}, answers
+    granted = b"Authorization: Bearer " + token.encode() + b"\r\n"
+    assert (await raw_request(port, "POST", "/api/silences", granted, body))[0] == 200
+    worker.stop()
+
+    log = worker.log_path.read_bytes()
+    errors = [line for line in worker.log_lines() if line.get("level") in ("error", "critical")]
+    record(
+        Row(
+            "hostile HTTP: undecodable bearer",
+            0,
+            0,
+            0,
+            0,
+            0,
+            None,
+            f"{len(answers)} requests, answers {sorted(set(answers.values()))}; "
+            f"token in log: {token.encode() in log}",
+        )
+    )
+    assert token.encode() not in log, "the API token is in the worker's log"
+    assert errors == [], errors[:2]
 
 
 def test_the_api_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:

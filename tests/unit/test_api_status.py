@@ -199,3 +199,34 @@ async def test_no_secret_ever_shows(tmp_path: Path) -> None:
     assert "http.api_token" in text
     for value in [*SECRETS.values(), *rotated(SECRETS).values()]:
         assert value not in text
+
+
+async def test_a_rejected_files_problems_show_by_location_and_kind_only(tmp_path: Path) -> None:
+    """The page is unauthenticated: a problem whose text quotes a value of the file (here
+    a matcher built from a secret) is shown by where and what, never by its text."""
+    environ = {**SECRETS, "TEAM": "(team-s3cret-1"}
+    path = tmp_path / "anomalyd.yaml"
+    path.write_text(yaml.safe_dump(WITH_SECRETS))
+
+    def load(p: Path) -> AnomalydConfig:
+        return load_config(p, environ=environ)
+
+    config = load(path)
+    reloader = ConfigReloader(
+        path, config, Detection(), Notification(), ManualClock(T0), Metrics(), load=load
+    )
+    route = {"receiver": "hook", "routes": [{"matchers": ['team=~"${TEAM}"']}]}
+    path.write_text(yaml.safe_dump({**WITH_SECRETS, "route": route, "mystery": 1}))
+    record = await reloader.reload("file")
+    assert record.outcome == "rejected"
+
+    body = status_body(Pipeline(config), True, reloader, StatusQuery())
+    assert body["reload"]["last"]["problems"] == [
+        {"location": "route.routes[0].matchers[0]", "kind": "invalid_value"},
+        {"location": "mystery", "kind": "unknown_key"},
+    ]
+    assert environ["TEAM"] not in orjson.dumps(body).decode()
+    path.write_text("http: {port: [1\n")
+    await reloader.reload("file")
+    shown = status_body(Pipeline(config), True, reloader, StatusQuery())["reload"]["last"]
+    assert shown["problems"] == [{"location": "line 2, column 1", "kind": "yaml_syntax"}]

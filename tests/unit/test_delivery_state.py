@@ -5,6 +5,7 @@ next worker to rebuild its groups and to skip the alerts it replays, stale ones 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -15,7 +16,7 @@ from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.statelog import Handler
+from anomalyd.worker.statelog import Handler, StateLog
 
 T0 = 1_700_000_000.0
 CONFIG = parse_config(
@@ -136,6 +137,43 @@ async def test_a_record_this_version_cannot_read_is_skipped(topics: Topics) -> N
     delivery = await started(topics, ManualClock(T0))
     assert delivery.silences.all() == []
     await delivery.on_stop()
+
+
+def _silence(silence_id: str | None, **fields: object) -> bytes:
+    body = {"matchers": ['stream="db"'], "endsAt": "2099-01-01T00:00:00Z", **fields}
+    return orjson.dumps({**body, "id": silence_id} if silence_id is not None else body)
+
+
+async def test_a_hostile_record_on_the_state_topics_is_skipped_as_the_api_would(
+    topics: Topics,
+) -> None:
+    """Whoever can write the topics can write anything: each of these is logged and
+    skipped, and neither stops the records after it nor the worker's start."""
+    topics.records["s"] += [
+        (b"\xff", _silence(None)),  # a key that is not UTF-8
+        (b"\xfe", None),
+        (b"other", _silence("mute")),  # the id is not the key
+        (b"forever", _silence("forever", endsAt=None)),  # the API never writes one
+        (b"far", _silence("far", endsAt=1e300)),
+        (b"regex", _silence("regex", matchers=['team=~"(a)\\1"'])),  # not RE2
+        (b"list", b"[]"),
+        (b"good", _silence("good")),
+    ]
+    topics.records["h"] += [(b"\xff", None), (b"fp", b'{"alert": [], "shard": 0}')]
+    topics.records["n"] += [(b"\xff", None), (b"\xff", b"{}")]
+    delivery = await started(topics, ManualClock(T0))
+    assert [s.id for s in delivery.silences.all()] == ["good"]
+    assert [s.to_api()["endsAt"] for s in delivery.silences.all()] == ["2099-01-01T00:00:00.000Z"]
+    await delivery.on_stop()
+
+
+def test_the_state_log_skips_a_record_no_handler_foresaw() -> None:
+    def cannot_read(key: bytes, value: bytes | None) -> None:
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    log = StateLog(["127.0.0.1:9"], {"t": cannot_read}, start_timeout=1)
+    record = SimpleNamespace(headers=(), key=b"k", value=b"[]", offset=3)
+    log._apply("t", record)  # logged and skipped: following the topics goes on
 
 
 async def test_an_alert_written_here_is_taken_on_its_acknowledgement_once(

@@ -5,8 +5,10 @@ their cross references reported by path."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
+import re2
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,14 +76,16 @@ def test_printing_then_parsing_gives_the_matcher_back(name: str, op: MatchOp, va
 
 
 regex_ops = st.sampled_from([MatchOp.REGEX, MatchOp.NOT_REGEX])
+QUIET = re2.Options()
+QUIET.log_errors = False
 
 
 @given(label_names, regex_ops, st.from_regex(r"[a-z.*|()\\\"]{0,12}", fullmatch=True))
 def test_regex_matchers_round_trip_or_are_rejected(name: str, op: MatchOp, value: str) -> None:
     matcher = Matcher(name, op, value)
     try:
-        re.compile(value)
-    except re.error:
+        re2.compile(value, QUIET)
+    except re2.error:
         with pytest.raises(ValueError, match="invalid regular expression"):
             parse_matcher(str(matcher))
         return
@@ -113,6 +117,50 @@ def test_matching(matcher: str, labels: dict[str, str], expected: bool) -> None:
     assert parse_matcher(matcher).matches(labels) is expected
 
 
+def test_a_backtracking_pattern_matches_in_linear_time() -> None:
+    # Python's re tries every split of the letters among the groups: 2^25 ways here,
+    # seconds of a frozen event loop (32 letters: minutes). RE2 is linear in the value.
+    matcher = parse_matcher('team=~"([a-z]+)*-prod"')
+    started = time.perf_counter()
+    assert not matcher.matches({"team": "a" * 25})
+    assert time.perf_counter() - started < 0.05
+    assert matcher.matches({"team": "core-prod"})
+
+
+def test_a_long_matcher_text_is_read_in_linear_time() -> None:
+    text = 'a="' + " " * 60_000 + 'x" ' + " " * 60_000 + "y"  # 9 s with a backtracking parse
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="quote"):
+        parse_matcher(text)
+    assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('team=~"(a)\\\\1"', "invalid escape sequence"),  # a backreference
+        ('team=~"(?=a)a"', "invalid perl operator"),  # lookahead
+        ('team!~"(?<!a)b"', "invalid perl operator"),  # lookbehind
+    ],
+)
+def test_what_re2_refuses_is_refused_when_read(
+    text: str, why: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="invalid regular expression") as caught:
+        parse_matcher(text)
+    message = str(caught.value)
+    assert message.startswith(f"{text}: "), "the error names the matcher"
+    assert why in message
+    assert "RE2" in message
+    assert capfd.readouterr().err == "", "RE2 prints nothing of its own: the error says it"
+
+
+def test_a_lone_surrogate_neither_crashes_a_pattern_nor_a_match() -> None:
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        parse_matcher('a=~"\\ud800"')  # Go's \u escape: a surrogate, not a character
+    assert parse_matcher('a=~"x.*"').matches({"a": "x\ud800"})
+
+
 def test_the_api_object_form() -> None:
     assert coerce_matcher({"name": "a", "value": "b", "isRegex": True, "isEqual": False}) == (
         Matcher("a", MatchOp.NOT_REGEX, "b")
@@ -136,6 +184,10 @@ def test_timestamps() -> None:
         parse_timestamp("2026-01-01T00:00:00")
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_timestamp("yesterday")
+    assert parse_timestamp("9999-12-31T23:59:59Z") == 253_402_300_799.0
+    for far in (1e300, float("nan"), float("inf"), 10**400, -1, "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_timestamp(far)
 
 
 # --- the config sections ------------------------------------------------------------------------
@@ -226,6 +278,11 @@ silences:
             "inhibit_rules[0].equal",
         ),
         ("silences: [{matchers: []}]", "silences[0].matchers"),
+        ("silences: [{matchers: ['team=~\"(a)\\\\1\"']}]", "silences[0].matchers[0]"),
+        (
+            "inhibit_rules: [{source_matchers: [a=b], target_matchers: ['t=~\"(?!x).*\"']}]",
+            "inhibit_rules[0].target_matchers[0]",
+        ),
         (
             "silences: [{matchers: [a=b], startsAt: 2030-01-02T00:00:00Z,"
             " endsAt: 2030-01-01T00:00:00Z}]",

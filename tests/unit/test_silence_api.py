@@ -108,6 +108,30 @@ async def test_the_bearer_scheme_is_case_insensitive() -> None:
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer " + chr(0xDCFF),  # the byte 0xff, as aiohttp decodes it (surrogateescape)
+        f"Bearer {TOKEN}" + chr(0xDCFF),
+        "Bearer " + chr(0xD800),  # a surrogate no byte decodes to
+        "Bearer \x00",
+        "Bearer " + "é" * 5000,
+        chr(0xDCFF),
+        "Basic dXNlcjpwYXNz",
+    ],
+)
+async def test_an_odd_authorization_header_is_401_never_an_error(header: str) -> None:
+    service, store = api()
+    create, expire = FakeRequest(BODY), FakeRequest()
+    for request in (create, expire):
+        request.headers["Authorization"] = header
+    for attempt in (service.create(create), service.expire(expire, "x")):
+        with pytest.raises(ApiError) as caught:
+            await attempt
+        assert caught.value.status == 401
+    assert store.saved == []
+
+
+@pytest.mark.parametrize(
     ("raw", "problem"),
     [
         (b"not json", "not JSON"),
@@ -118,6 +142,21 @@ async def test_the_bearer_scheme_is_case_insensitive() -> None:
         (orjson.dumps({"matchers": ["a=b"], "endsAt": T0 - 1, "startsAt": T0 - 10}), "future"),
         (orjson.dumps({"matchers": ["a=b"], "endsAt": T0 + 60, "extra": 1}), "extra"),
         (b"x" * 70_000, "larger"),
+        (orjson.dumps({"matchers": ["a=b"], "endsAt": 1e300}), "endsAt: Value error, out of range"),
+        (orjson.dumps({"matchers": ["a=b"], "endsAt": "9999-12-31T23:59:59-01:00"}), "range"),
+        (orjson.dumps({"matchers": ["a=b"], "endsAt": T0 + 60, "startsAt": -1}), "range"),
+        (orjson.dumps({"matchers": ["a=b"], "endsAt": T0 + 60, "id": [1]}), "id: the text id"),
+        (orjson.dumps({"matchers": ["a=b"], "endsAt": T0 + 60, "id": {}}), "id: the text id"),
+        (b'{"matchers": ["a=b"], "endsAt": 1' + b"0" * 400 + b"}", "not JSON"),
+        (b'{"matchers": ["a=\xff"], "endsAt": 2e9}', "not JSON"),  # not UTF-8
+        (b"[" * 100_00 + b"]" * 100_00, "not JSON"),  # nested deeper than orjson reads
+        (orjson.dumps({"matchers": [{"name": "a", "value": 1}], "endsAt": T0 + 60}), "matchers"),
+        (
+            orjson.dumps(
+                {"matchers": [{"name": "a", "value": "(x)\\1", "isRegex": True}], "endsAt": 2e9}
+            ),
+            "backreferences",
+        ),
     ],
 )
 async def test_bad_bodies_are_400_with_the_reason(raw: bytes, problem: str) -> None:

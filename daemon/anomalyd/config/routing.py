@@ -2,13 +2,18 @@
 `inhibit_rules` and `silences`, with matchers written the way Alertmanager writes them
 (`severity="critical"`, `stream=~"checkout\\..*"`, `region!="us"`, `team!~"x|y"`).
 
-Regular expressions are anchored at both ends, as in Alertmanager, and use Python's
-`re` syntax (RE2's common subset behaves the same).
+Regular expressions are anchored at both ends and use RE2's syntax, as in Alertmanager
+(which uses Go's RE2), and run on RE2 (the `google-re2` package): matching takes time
+linear in the label value whatever the pattern, so no matcher can freeze the worker
+(Python's `re` backtracks: `([a-z]+)*-prod` against 32 letters runs for minutes).
+What RE2 refuses (backreferences, lookaround) is refused where the matcher is read:
+config, API and the silences topic alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
+import re2
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,7 +41,9 @@ from anomalyd.domain import format_time
 ALL_LABELS = "..."
 
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MATCHER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.DOTALL)
+#: Matched against the stripped text: a trailing `\s*` after a lazy value backtracks in
+#: quadratic time (a 60 KB matcher of spaces took 9 s).
+_MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*)", re.DOTALL)
 _SILENCE_ID = r"^[A-Za-z0-9_.:\-]{1,100}$"
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
 _ESCAPES.update({"a": "\a", "b": "\b", "f": "\f", "v": "\v"})
@@ -69,9 +77,9 @@ class Matcher:
             case MatchOp.NOT_EQUAL:
                 return actual != self.value
             case MatchOp.REGEX:
-                return _anchored(self.value).fullmatch(actual) is not None
+                return _fullmatch(self.value, actual)
             case MatchOp.NOT_REGEX:
-                return _anchored(self.value).fullmatch(actual) is None
+                return not _fullmatch(self.value, actual)
 
     def __str__(self) -> str:
         return f"{self.name}{self.op.value}{go_quote(self.value)}"
@@ -87,11 +95,42 @@ class Matcher:
         return {"name": self.name, "value": self.value, "isRegex": regex, "isEqual": equal}
 
 
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    # RE2 prints a refused pattern to stderr itself; we raise it as a ValueError instead,
+    # which the config check, the API and the silences topic report in their own way.
+    options.log_errors = False
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
 @lru_cache(maxsize=4096)
-def _anchored(pattern: str) -> re.Pattern[str]:
+def _anchored(pattern: str) -> re2._Regexp[str]:
     """Compiled on its own (so `)` cannot close a wrapper group); used with fullmatch,
-    which anchors it at both ends."""
-    return re.compile(pattern)
+    which anchors it at both ends. Raises ValueError for a pattern RE2 refuses."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as error:
+        raise ValueError(_re2_reason(error)) from None
+    except UnicodeEncodeError:  # a lone surrogate, from a YAML escape: RE2 reads UTF-8
+        raise ValueError("the pattern is not valid Unicode text") from None
+
+
+def _re2_reason(error: re2.error) -> str:
+    """RE2 says why in bytes (`b'invalid escape sequence: \\1'`): as text."""
+    reason = error.args[0] if error.args else ""
+    text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    return f"{text} (RE2 syntax, as in Alertmanager: no backreferences or lookaround)"
+
+
+def _fullmatch(pattern: str, value: str) -> bool:
+    try:
+        return _anchored(pattern).fullmatch(value) is not None
+    except UnicodeEncodeError:  # a lone surrogate in the value: match what can be encoded
+        text = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _anchored(pattern).fullmatch(text) is not None
 
 
 def matches_all(matchers: Sequence[Matcher], labels: Mapping[str, str]) -> bool:
@@ -109,7 +148,7 @@ def go_quote(value: str) -> str:
 def parse_matcher(text: str) -> Matcher:
     """`name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"`; the value may be
     left unquoted when it has no spaces or quotes. Raises ValueError saying what is wrong."""
-    found = _MATCHER.fullmatch(text)
+    found = _MATCHER.fullmatch(text.strip())
     if found is None:
         raise ValueError(
             f'{text!r} is not a matcher (examples: severity="critical", '
@@ -161,8 +200,8 @@ def _checked(matcher: Matcher) -> Matcher:
     if matcher.op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
         try:
             _anchored(matcher.value)
-        except re.error as error:
-            raise ValueError(f"{matcher}: invalid regular expression: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"{matcher}: invalid regular expression: {error}") from None
     return matcher
 
 
@@ -203,12 +242,31 @@ MatcherField = Annotated[
 ]
 
 
+#: The times a silence may name: from the epoch to the end of year 9999, the last time
+#: RFC 3339 (and Python's datetime) can write. `endsAt: 1e300` is a mistake to point out,
+#: not a time to store: nothing could print it back.
+MIN_TIME, MAX_TIME = 0.0, 253_402_300_799.0
+
+
 def parse_timestamp(raw: Any) -> float:
-    """Epoch seconds from RFC 3339 text with a time zone (`2026-11-22T10:00:00Z`) or a number."""
+    """Epoch seconds from RFC 3339 text with a time zone (`2026-11-22T10:00:00Z`) or a number,
+    from 1970 to the end of 9999."""
+    seconds = _epoch_seconds(raw)
+    if not MIN_TIME <= seconds <= MAX_TIME:  # NaN fails this too
+        raise ValueError(
+            "out of range: a time is from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        )
+    return seconds
+
+
+def _epoch_seconds(raw: Any) -> float:
     if isinstance(raw, bool):
         raise ValueError("a time is RFC 3339 text like 2026-11-22T10:00:00Z")
     if isinstance(raw, int | float):
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:  # an int too large for a float (YAML reads any size)
+            return math.inf
     if isinstance(raw, datetime):
         stamp = raw
     elif isinstance(raw, str):

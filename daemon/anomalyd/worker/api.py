@@ -113,6 +113,8 @@ class SilenceApi:
         now = self._clock.now()
         silence_id = body.get("id")
         if silence_id is not None:
+            if not isinstance(silence_id, str):  # a list is not even a key to look up
+                raise ApiError(400, "id: the text id of a silence made through the API")
             self._writable(silence_id)
         else:
             silence_id = self._store.new_silence_id()
@@ -161,11 +163,23 @@ def authorize(request: HttpRequest, token: bytes | None) -> None:
     time): 401 without it or with another token; 403 when no token is configured."""
     if token is None:
         raise ApiError(403, "writing is disabled: set http.api_token (e.g. ${ANOMALYD_API_TOKEN})")
-    given = request.headers.get("Authorization", "")
-    scheme, _, credentials = given.partition(" ")
-    ok = scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token)
-    if not ok:
+    given = bearer_credentials(request.headers.get("Authorization", ""))
+    if given is None or not hmac.compare_digest(given, token):
         raise ApiError(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+
+
+def bearer_credentials(header: str) -> bytes | None:
+    """The credentials of `Bearer <credentials>` as bytes, or None for any other header.
+    aiohttp decodes header bytes that are not UTF-8 into lone surrogates
+    (surrogateescape): they are turned back into the bytes sent, so an odd header is
+    compared (and refused) like any other, never an error."""
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        return credentials.strip().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no byte decodes to: not a token we issue
+        return None
 
 
 async def json_body(request: HttpRequest) -> dict[str, Any]:

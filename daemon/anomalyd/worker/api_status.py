@@ -9,12 +9,16 @@
 - `consumer`: per assigned partition, the highwater, the fetch position and their
   difference (the lag), once the worker is ready.
 
-No config values are shown, only key names: nothing here can carry a secret.
+No config values are shown, only key names: nothing here can carry a secret. The page
+is open to anyone who reaches the port, so a rejected file's problems are shown by
+location and kind only (`{"location": "receivers[0].url", "kind": "invalid_value"}`):
+the full text, which may quote what the file holds, is in the log alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +39,22 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 #: A partition whose position is not known yet is reported without waiting for it.
 _POSITION_TIMEOUT_S = 0.5
+
+
+#: A key path as the config's problems start with it: `receivers[0].url`, `--set` aside.
+_KEY_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+|\[\d+\])*")
+_YAML_MARK = re.compile(r"at (line \d+, column \d+)")
+#: What a problem's text says, as a word to show instead of the text: the first that fits.
+_KINDS = (
+    ("not valid YAML", "yaml_syntax"),
+    ("cannot read the config file", "unreadable"),
+    ("environment variable", "unset_environment_variable"),
+    ("Field required", "missing"),
+    ("Extra inputs are not permitted", "unknown_key"),
+    ("is not defined", "unknown_reference"),
+    ("must be text", "wrong_type"),
+    ("Input should be", "wrong_type_or_value"),
+)
 
 
 class Detection(Protocol):
@@ -107,13 +127,36 @@ def status_body(
         "version": anomalyd.__version__,
         "config_version": pipeline.version,
         "ready": ready,
-        "reload": reloads.status() if reloads is not None else None,
+        "reload": reload_shown(reloads.status()) if reloads is not None else None,
         "streams": {
             "count": engine.stream_count,
             "shown": len(names),
             "items": [stream_status(pipeline, name) for name in names],
         },
     }
+
+
+def reload_shown(status: dict[str, Any]) -> dict[str, Any]:
+    """The reload history with each problem reduced to its location and kind."""
+    last = status.get("last")
+    if not last:
+        return status
+    problems = [problem_shown(str(text)) for text in last.get("problems", ())]
+    return {**status, "last": {**last, "problems": problems}}
+
+
+def problem_shown(text: str) -> dict[str, str]:
+    """`receivers[0].url: Value error, ...` -> {"location": "receivers[0].url", "kind":
+    "invalid_value"}. Nothing of the text after the location is shown: it may quote a
+    value of the file (a secret, once `${VAR}` is expanded)."""
+    head, colon, message = text.partition(": ")
+    location = head if colon and _KEY_PATH.fullmatch(head) else None
+    if location is None:
+        message = text
+        mark = _YAML_MARK.search(text) if text.startswith("not valid YAML") else None
+        location = mark.group(1) if mark is not None else "config"
+    kind = next((kind for needle, kind in _KINDS if needle in message), "invalid_value")
+    return {"location": location, "kind": kind}
 
 
 def stream_status(pipeline: Pipeline, name: str) -> dict[str, Any]:
@@ -156,4 +199,4 @@ async def _partition_lag(consumer: Consumer, tp: TP) -> dict[str, Any]:
     return {**row, "highwater": highwater, "position": position, "lag": lag}
 
 
-__all__ = ["StatusQuery", "add_status_page", "consumer_lag", "status_body"]
+__all__ = ["StatusQuery", "add_status_page", "consumer_lag", "problem_shown", "status_body"]

@@ -1,5 +1,9 @@
 """One JSON object per line for everything the process prints: our structlog
-events and the stdlib logs of Faust, aiokafka and aiohttp alike."""
+events and the stdlib logs of Faust, aiokafka and aiohttp alike.
+
+Tracebacks are structured but never carry the frames' local variables: a local can hold
+the API token, a receiver's secret or a request's bytes, and a log is no place for them
+(structlog's stock `dict_tracebacks` renders every frame's locals)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging.config
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -15,6 +20,11 @@ _SHARED: list[Any] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
 ]
+
+#: `exc_info` -> a structured `exception` field: type, message and frames, no locals.
+render_tracebacks = structlog.processors.ExceptionRenderer(
+    ExceptionDictTransformer(show_locals=False)
+)
 
 
 def logging_config(level: str) -> dict[str, Any]:
@@ -28,7 +38,7 @@ def logging_config(level: str) -> dict[str, Any]:
                 "()": structlog.stdlib.ProcessorFormatter,
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.dict_tracebacks,
+                    render_tracebacks,
                     structlog.processors.JSONRenderer(),
                 ],
                 "foreign_pre_chain": [*_SHARED, structlog.stdlib.ExtraAdder()],

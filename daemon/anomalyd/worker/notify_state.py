@@ -10,7 +10,9 @@ topics and what is made of what comes back (from this worker's past or from othe
 - `topics.silences`: key silence id -> the silence, as the API shows it.
 
 A record this version cannot read is logged and skipped: nothing can act on it, and it
-must not stop the others.
+must not stop the others. Anyone who can write these topics can write anything: a silence
+read back is held to what the API accepts (its id is its key, it has an end, its matchers
+and times are valid, its regexes RE2's), and a key that is not UTF-8 is skipped too.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class NotifyState:
 
     def _read_held(self, key: bytes, value: bytes | None) -> None:
         if value is None:
-            self.held.pop(key.decode(), None)
+            self.held.pop(key.decode(errors="replace"), None)
         elif key.startswith(_OFFSET_KEY):
             marker = _decoded(key, value, lambda body: (int(body["shard"]), int(body["offset"])))
             if marker is not None:
@@ -133,24 +135,49 @@ class NotifyState:
                 self.note_applied(held.shard, offset)
 
     def _read_log(self, key: bytes, value: bytes | None) -> None:
+        name = _text_key(key)
+        if name is None:
+            return
         if value is None:
-            self.nflog.apply(key.decode(), None)
+            self.nflog.apply(name, None)
             return
         entry = _decoded(key, value, LogEntry.from_json)
         if entry is not None:
-            self.nflog.apply(key.decode(), entry)
+            self.nflog.apply(name, entry)
 
     def _read_silence(self, key: bytes, value: bytes | None) -> None:
-        silence_id = key.decode()
+        silence_id = _text_key(key)
+        if silence_id is None:
+            return
         if value is None:
             self.silences.apply(silence_id, None)
             return
-        silence = _decoded(key, value, Silence.model_validate)
+        silence = _decoded(key, value, lambda body: topic_silence(silence_id, body))
         if silence is None:
             return
         ended = silence.ends_at
         long_over = ended is not None and self._clock.now() - ended > SILENCE_RETENTION_S
         self.silences.apply(silence_id, None if long_over else silence)
+
+
+def topic_silence(silence_id: str, body: Mapping[str, Any]) -> Silence:
+    """A silence read from the silences topic, as strictly as the API reads one: the API
+    writes its id in the body and as the key, and never a silence without an end.
+    Raises ValueError (pydantic's ValidationError is one) saying what is wrong."""
+    silence = Silence.model_validate(body)
+    if silence.id != silence_id:
+        raise ValueError(f"the silence's id {silence.id!r} is not its key")
+    if silence.ends_at is None:
+        raise ValueError("a silence from the topic needs an end, as one from the API does")
+    return silence
+
+
+def _text_key(key: bytes) -> str | None:
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        _log.error("state_record_invalid", key=key.decode(errors="replace"), detail="not UTF-8")
+        return None
 
 
 def _decoded(key: bytes, value: bytes, read: Callable[[Mapping[str, Any]], T]) -> T | None:
@@ -159,7 +186,9 @@ def _decoded(key: bytes, value: bytes, read: Callable[[Mapping[str, Any]], T]) -
         if not isinstance(body, dict):
             raise TypeError("not a JSON object")
         return read(body)
-    except (ValueError, TypeError, KeyError) as error:  # ValidationError is a ValueError
+    # ValidationError is a ValueError; AttributeError: a list or a number where an object
+    # was due (`.get` on it).
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         _log.error("state_record_invalid", key=key.decode(errors="replace"), detail=str(error))
         return None
 

@@ -159,7 +159,12 @@ class StateLog:
         if record.key is None:
             _log.warning("state_record_without_key", topic=topic, offset=record.offset)
             return
-        self._handlers[topic](record.key, record.value)
+        try:
+            self._handlers[topic](record.key, record.value)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # The handlers skip what they cannot read; one they did not foresee must not
+            # stop this worker from following every later record (or from starting).
+            _log.exception("state_record_skipped", topic=topic, offset=record.offset)
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
