@@ -114,7 +114,9 @@ def build_app(
         highwater=lambda tp: app.consumer.highwater(tp),
         send_dead=events_dlq.send,
         send_rekeyed=by_stream.send,
+        max_request_size=app.conf.producer_max_request_size,
     )
+    runtime.on_evict = snapshots.evict
     app.consume_in_batches(events, flow.events)
     app.consume_in_batches(by_stream, flow.by_stream)
 
