@@ -112,3 +112,68 @@ async def test_a_broker_timestamp_in_the_year_10000_is_dead_lettered(
     [dead] = await consume(broker.bootstrap, topics["events_dlq"], 1)
     assert dead.value == value
     assert dict(dead.headers)["reason"].startswith(b"bad_ts")
+
+
+#: Run as the worker: a fault injected in the consumer's path outside any one record's
+#: judging (where a bug in it, or in Faust, would be), which crashes the consumer; and a
+#: consumer whose stop never returns, as observed after such crashes.
+FAULTY_WORKER = """
+import asyncio
+import sys
+
+from anomalyd.cli import main
+from anomalyd.worker import batching, transport
+
+ack = batching.BatchingConsumer._ack
+
+
+def faulty_ack(self, tp, chunk):
+    if any(record.value == b"CRASH" for record in chunk):
+        raise RuntimeError("injected fault in the consumer")
+    ack(self, tp, chunk)
+
+
+async def never_stops(self):
+    await asyncio.Event().wait()
+
+
+batching.BatchingConsumer._ack = faulty_ack
+transport._Consumer.on_stop = never_stops
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def test_a_crashed_worker_fails_liveness_and_exits_within_its_deadline(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A crash that does happen does not leave a process that looks alive: /healthz
+    fails, and the process exits non-zero within the shutdown deadline even though its
+    consumer never finishes stopping."""
+    script = tmp_path / "faulty_worker.py"
+    script.write_text(FAULTY_WORKER)
+    path, config = worker_config(tmp_path, broker.bootstrap, rules=[SPIKE_RULE], receivers=[])
+    worker = WorkerProcess(path, config, tmp_path / "faulty.log")
+    worker.command = [worker.command[0], str(script)]
+    try:
+        worker.start()
+        await worker.wait_ready()
+        await crash_and_exit(broker, worker)
+    finally:
+        worker.kill()
+
+
+async def crash_and_exit(broker: EmbeddedBroker, worker: WorkerProcess) -> None:
+    from anomalyd.worker.shutdown import DEADLINE_S
+
+    await send(broker.bootstrap, worker.config["topics"]["events"], [(b"x", b"CRASH", None)])
+
+    def dead_or_unhealthy() -> bool:
+        status = worker.get("/healthz")[0]
+        return status not in (200,) or worker.wait_exit(0) is not None
+
+    await eventually(dead_or_unhealthy, timeout=10, what="/healthz to fail after the crash")
+    crashed_at = time.monotonic()
+    code = worker.wait_exit(DEADLINE_S + 10)
+    assert code not in (None, 0), f"exit code {code} after {time.monotonic() - crashed_at:.0f}s"
+    lines = [line.get("event") for line in worker.log_lines()]
+    assert "worker_crashed" in lines

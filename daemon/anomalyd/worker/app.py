@@ -215,6 +215,11 @@ def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_
 def _add_pages(app: App, runtime: Runtime) -> None:
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
+        # Liveness: a crashed worker may take a while to exit (`shutdown.py`); it must
+        # not look alive meanwhile.
+        if runtime.crashed_with is not None or app.crashed:
+            reason = runtime.crashed_with or "a service crashed"
+            return web.json({"status": "crashed", "reason": reason[:200]}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/readyz")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 
-import faust
 import structlog
 from mode import Service
 
@@ -20,6 +19,7 @@ from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import configure_logging
 from anomalyd.worker.reload import ConfigReloader
 from anomalyd.worker.runtime import Runtime
+from anomalyd.worker.shutdown import ExitDeadline, Worker
 from anomalyd.worker.snapshots import SnapshotStore
 
 _log = structlog.get_logger(__name__)
@@ -102,9 +102,11 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
         rules=len(config.rules),
         receivers=[r.name for r in config.receivers],
     )
-    worker = faust.Worker(
+    worker = Worker(
         app,
         *services,
+        deadline=ExitDeadline(),
+        on_crash=runtime.set_crashed,
         quiet=True,
         loglevel=config.app.log_level,
         logging_config=logging_config,

@@ -56,6 +56,9 @@ class Runtime(Service):
         self.ready = False
         #: The broker answered the last probes (`health.py`).
         self.broker_reachable = True
+        #: The type of error the worker crashed with, once it has: /healthz fails from
+        #: then on (the type only: the message may quote an event).
+        self.crashed_with: str | None = None
         #: The most recent closed drift windows of all streams, for /api/drift?stream=NAME
         #: (bounded: the full history is on the drift topic).
         self.drift_history: deque[dict[str, object]] = deque(maxlen=2000)
@@ -80,7 +83,12 @@ class Runtime(Service):
     @property
     def serving(self) -> bool:
         """Ready to judge events: state restored and the broker reachable (`/readyz`)."""
-        return self.ready and self.broker_reachable
+        return self.ready and self.broker_reachable and self.crashed_with is None
+
+    def set_crashed(self, reason: BaseException) -> None:
+        """A service crashed: the worker is not alive any more (it is exiting)."""
+        self.crashed_with = type(reason).__name__
+        self.metrics.ready.set(0)
 
     def set_ready(self, ready: bool) -> None:
         self.ready = ready
