@@ -138,7 +138,8 @@ def build_app(
             if not app.should_stop:
                 await runtime.tick()
 
-    watch_broker(app, runtime, kafka.bootstrap)
+    required = [*worker_topics(config), state_topic_name(config)]
+    watch_broker(app, runtime, kafka.bootstrap, required, embedded=kafka.is_embedded)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
     _add_pages(app, runtime)
     add_status_page(app, runtime, reloads)
