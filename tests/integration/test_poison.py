@@ -177,3 +177,20 @@ async def crash_and_exit(broker: EmbeddedBroker, worker: WorkerProcess) -> None:
     assert code not in (None, 0), f"exit code {code} after {time.monotonic() - crashed_at:.0f}s"
     lines = [line.get("event") for line in worker.log_lines()]
     assert "worker_crashed" in lines
+
+
+async def test_an_event_dated_2199_is_dead_lettered_not_judged(
+    broker: EmbeddedBroker, httpserver: HTTPServer, worker: WorkerProcess
+) -> None:
+    """Judged, it fired an alert that never resolves (the stream's time stood in 2199)."""
+    await worker.wait_ready()
+    topics = worker.config["topics"]
+    value = orjson.dumps({"stream": "future", "ts": "2199-12-31T00:00:00Z", "value": 900})
+    await send(
+        broker.bootstrap, topics["events"], [(b"future", value, None), *spike("after.future")]
+    )
+    await paged(httpserver, worker, "after.future")
+    [dead] = await consume(broker.bootstrap, topics["events_dlq"], 1)
+    assert dead.value == value
+    assert dict(dead.headers)["reason"].startswith(b"future_ts")
+    assert all(p["commonLabels"].get("stream") != "future" for p in received(httpserver))
