@@ -171,11 +171,14 @@ async def test_malformed_events_are_dead_lettered_and_the_valid_ones_scored(
     worker = start_worker(path, config)
     await worker.wait_ready()
     baseline = rss_mb(worker.pid)
-    peak = Peak()
+    peak, healthz = Peak(), Peak()
 
     async def sample_memory() -> None:
         while True:  # cancelled once the run is judged
             peak.add(rss_mb(worker.pid))
+            asked = time.monotonic()
+            status, _ = await asyncio.to_thread(worker.get, "/healthz")
+            healthz.add(time.monotonic() - asked if status == 200 else float("inf"))
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_memory())
@@ -214,7 +217,8 @@ async def test_malformed_events_are_dead_lettered_and_the_valid_ones_scored(
             None,
             f"{len(dead):,} in events.dlq; {len(valid):,} valid hostile (huge keys, one-event "
             f"streams: {metric(worker, 'anomalyd_streams_evicted_total'):,.0f} evicted); "
-            f"RSS {baseline:.0f} -> peak {peak.max:.0f} MB; {elapsed:.0f} s",
+            f"RSS {baseline:.0f} -> peak {peak.max:.0f} MB; /healthz max {healthz.max:.2f} s; "
+            f"{elapsed:.0f} s",
         )
     )
     assert sorted(r.value or b"" for r in dead) == sorted(map(as_dead_lettered, bad)), (
@@ -231,5 +235,6 @@ async def test_malformed_events_are_dead_lettered_and_the_valid_ones_scored(
     assert notified == ANOMALIES
     assert tally.unexpected(corpus.streams) == set()
     assert peak.max - baseline < RSS_GROWTH_MB, f"RSS grew {peak.max - baseline:.0f} MB"
+    assert healthz.max < 1.0, f"/healthz took {healthz.max:.2f} s (or failed) at worst"
     errors = [line for line in worker.log_lines() if line.get("level") in ("error", "critical")]
     assert errors == [], errors[:3]
