@@ -138,7 +138,14 @@ def build_app(
             if not app.should_stop:
                 await runtime.tick()
 
-    required = [*worker_topics(config), state_topic_name(config)]
+    # The topics the worker reads and itself creates at start (Faust declares the ones it
+    # consumes): gone, the broker restarted empty. (Topics it only writes may come later.)
+    required = [
+        topics.events,
+        topics.alerts,
+        by_stream_topic_name(config),
+        state_topic_name(config),
+    ]
     watch_broker(app, runtime, kafka.bootstrap, required, embedded=kafka.is_embedded)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
     _add_pages(app, runtime)
