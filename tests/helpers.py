@@ -99,6 +99,8 @@ class WorkerProcess:
         self.config = config
         self.log_path = log_path
         self.started_at = 0.0
+        #: What runs `anomalyd` (a test may run it through a script of its own).
+        self.command = [sys.executable, "-m", "anomalyd"]
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -115,7 +117,7 @@ class WorkerProcess:
         self.started_at = time.monotonic()
         log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "anomalyd", "worker", "--config", str(self.config_path)],
+            [*self.command, "worker", "--config", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -188,6 +190,15 @@ class WorkerProcess:
                     f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}"
                 ) from None
         return self._proc.returncode
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process has ended within `timeout` seconds, else None."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to commit offsets or flush anything."""

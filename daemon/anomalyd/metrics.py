@@ -24,6 +24,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.event_errors = Counter(
+            "anomalyd_event_errors",
+            "Records the worker could not judge or send as they are, by reason: judge_error "
+            "(judging raised), invalid_internal (an invalid event on the by-stream topic), "
+            "unforwardable (the re-key send failed), dead_letter_truncated (dead-lettered "
+            "cut to fit a request), dead_letter_failed (dead-lettered as coordinates only), "
+            "dead_letter_lost (not even those could be sent; logged). Each is dead-lettered "
+            "or logged, and the worker goes on.",
+            ["reason"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "anomalyd_consumer_lag",
             "Records of an assigned event partition not judged yet (log end offset minus "
@@ -122,6 +133,12 @@ class Metrics:
             registry=r,
         )
         self.streams = Gauge("anomalyd_streams", "Streams with state on this worker.", registry=r)
+        self.streams_evicted = Counter(
+            "anomalyd_streams_evicted",
+            "Streams whose state was dropped to stay within ingest.max_streams (the least "
+            "recently seen one without a firing alert); such a stream starts afresh.",
+            registry=r,
+        )
         self.ready = Gauge(
             "anomalyd_ready", "1 when the worker consumes its partitions.", registry=r
         )

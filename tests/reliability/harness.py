@@ -117,26 +117,33 @@ def build_corpus(
 async def produce_fast(
     bootstrap: str,
     topic: str,
-    values: Iterable[dict[str, Any] | tuple[bytes | None, bytes | None]],
+    values: Iterable[dict[str, Any] | tuple[Any, ...]],
     *,
     rate: float | None = None,
+    compression: str | None = None,
 ) -> None:
     """Send many records, pipelined (helpers.produce awaits each one). Events are keyed by
-    their stream, as a well-behaved producer does; raw records are given as (key, value).
-    With `rate`, paces the sends at about that many per second."""
+    their stream, as a well-behaved producer does; raw records are given as (key, value)
+    or (key, value, timestamp_ms). With `rate`, paces the sends at about that many per
+    second; `compression` compresses the batches (e.g. "gzip")."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        max_request_size=4 * 1024 * 1024,
+        compression_type=compression,
     )
     await producer.start()
     started = time.monotonic()
     try:
         pending = []
         for i, item in enumerate(values):
+            timestamp_ms = None
             if isinstance(item, dict):
                 key, value = item["stream"].encode(), orjson.dumps(item)
             else:
-                key, value = item
-            pending.append(await producer.send(topic, value, key=key))
+                key, value, *rest = item
+                timestamp_ms = rest[0] if rest else None
+            pending.append(await producer.send(topic, value, key=key, timestamp_ms=timestamp_ms))
             if len(pending) >= 500:
                 await asyncio.gather(*pending)
                 pending.clear()

@@ -167,6 +167,7 @@ def test_limits_at_the_edge_are_accepted() -> None:
 BIG = Limits(max_event_bytes=1 << 20)
 CODES = {
     "oversized",
+    "future_ts",
     "invalid_json",
     "not_an_object",
     "unknown_field",
@@ -271,6 +272,11 @@ INVALID = [
     ("bad_labels", raw(stream="s", ts=T0, value=1, labels={f"l{i}": "x" for i in range(33)}), BIG),
     ("bad_labels", raw(stream="s", ts=T0, value=1, labels={"a": "x" * 1025}), LIMITS),
     ("bad_labels", raw(stream="s", ts=T0, value=1, labels={"a": "x"}), Limits(max_labels=0)),
+    ("bad_labels", raw(stream="s", ts=T0, value=1, labels={"a": "one\u0085two"}), LIMITS),
+    ("bad_labels", raw(stream="s", ts=T0, value=1, labels={"a": "one\u2028two"}), LIMITS),
+    ("bad_labels", raw(stream="s", ts=T0, value=1, labels={"a": "admin\u202egnp"}), LIMITS),
+    ("future_ts", raw(stream="s", ts=T0 + 301, value=1), Limits(max_future_skew=300)),
+    ("future_ts", raw(stream="s", ts="2199-12-31T00:00:00Z", value=1), Limits(max_future_skew=300)),
 ]
 
 
@@ -281,7 +287,7 @@ INVALID = [
 )
 def test_rejections(code: str, message: bytes, limits: Limits) -> None:
     with pytest.raises(InvalidEvent) as caught:
-        parse_event(message, limits)
+        parse_event(message, limits, now=T0)
     assert caught.value.code == code
     assert caught.value.detail
     assert str(caught.value).startswith(f"{code}: ")
@@ -295,6 +301,41 @@ def test_oversized_is_checked_before_decoding() -> None:
     with pytest.raises(InvalidEvent) as caught:
         parse_event(b"\xff" * 100, Limits(max_event_bytes=99))
     assert caught.value.code == "oversized"
+
+
+def test_a_broker_timestamp_is_range_checked_like_an_event_ts() -> None:
+    """The year 10000 is a valid Kafka timestamp but no datetime: building the alert of
+    such an event raised, and stopped the worker."""
+    message = raw(stream="s", value=1)
+    for default in (253_402_300_800.0, -0.001, 7_258_118_400.5):
+        with pytest.raises(InvalidEvent) as caught:
+            parse_event(message, LIMITS, default_ts=default)
+        assert caught.value.code == "bad_ts"
+    assert parse_event(message, LIMITS, default_ts=T0).ts == T0
+
+
+def test_the_future_skew_is_measured_from_now() -> None:
+    limits = Limits(max_future_skew=300)
+    assert parse_event(raw(stream="s", ts=T0 + 300, value=1), limits, now=T0).ts == T0 + 300
+    assert parse_event(raw(stream="s", ts=T0 + 900, value=1), limits).ts == T0 + 900  # no now
+    with pytest.raises(InvalidEvent) as caught:  # a broker timestamp too
+        parse_event(raw(stream="s", value=1), limits, default_ts=T0 + 301, now=T0)
+    assert caught.value.code == "future_ts"
+
+
+_SEPARATORS = st.characters(categories=["Cc", "Cf", "Zl", "Zp"], exclude_characters="\x00")
+
+
+@given(st.text(max_size=20), _SEPARATORS, st.text(max_size=20))
+def test_any_control_format_or_line_separator_in_a_label_is_rejected(
+    before: str, bad: str, after: str
+) -> None:
+    """U+0085 NEXT LINE, U+2028/2029, bidi overrides, zero-width characters: each can
+    break or disguise a line wherever a label is shown."""
+    value = before + bad + after
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw(stream="s", ts=T0, value=1, labels={"team": value}), LIMITS)
+    assert caught.value.code == "bad_labels"
 
 
 def test_unknown_keys_are_named_in_the_detail() -> None:
@@ -384,7 +425,7 @@ def test_ints_too_big_for_a_float_are_invalid(where: str) -> None:
 _STREAMS = st.from_regex(STREAM_NAME, fullmatch=True)
 _LABEL_NAMES = st.from_regex(LABEL_NAME, fullmatch=True).filter(lambda n: n not in RESERVED_LABELS)
 _LABEL_VALUES = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cc", "Cf", "Cs", "Zl", "Zp"]),
     max_size=40,
 )
 _FINITE = st.floats(allow_nan=False, allow_infinity=False)
@@ -440,3 +481,9 @@ def test_epoch_milliseconds_are_divided(ms: int) -> None:
 @given(st.integers(min_value=0, max_value=7_258_118_400))
 def test_epoch_seconds_are_taken_as_written(seconds: int) -> None:
     assert parse_event(raw(stream="s", ts=seconds, value=1), LIMITS).ts == float(seconds)
+
+
+@given(_LABEL_VALUES)
+def test_other_label_values_are_accepted(value: str) -> None:
+    event = parse_event(raw(stream="s", ts=T0, value=1, labels={"team": value}), LIMITS)
+    assert event.labels == {"team": value}

@@ -145,6 +145,10 @@ class IngestSection(_Strict):
     max_event_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
     max_labels: int = Field(32, ge=0, le=256)
     max_fields: int = Field(64, ge=1, le=1024)
+    #: How far ahead of the worker's clock an event may be; further ones are dead-lettered.
+    max_future_skew: Duration = Field(300.0, gt=0)
+    #: Streams one worker keeps state for; past it, the least recently seen one is evicted.
+    max_streams: int = Field(100_000, ge=1)
 
 
 class HttpSection(_Strict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,10 @@ FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 RESERVED_LABELS = frozenset({"alertname", "stream", "severity", "detector", "field"})
 MAX_LABEL_VALUE = 1024
 _KNOWN_KEYS = frozenset({"stream", "ts", "value", "fields", "labels"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Unicode categories a label value may not hold: control characters (C0, DEL, C1 with
+#: U+0085 NEXT LINE), format characters (zero-width, bidi overrides) and the line and
+#: paragraph separators. Each can split or disguise a line in a log, a mail header or a page.
+_REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _NUMBER = (int, float)  # a tuple: `int | float` would build a union object per call
 # Epoch numbers above this are milliseconds: 1e11 seconds is the year 5138.
 _MS_CUTOFF = 1e11
@@ -46,12 +50,18 @@ class Limits:
     max_event_bytes: int = 65536
     max_labels: int = 32
     max_fields: int = 64
+    #: Seconds an event may lie ahead of the worker's clock; None: no limit.
+    max_future_skew: float | None = None
 
 
-def parse_event(raw: bytes, limits: Limits, default_ts: float | None = None) -> Event:
+def parse_event(
+    raw: bytes, limits: Limits, default_ts: float | None = None, now: float | None = None
+) -> Event:
     """The event in `raw`, or InvalidEvent.
 
-    `default_ts` (the message's broker timestamp) is used when the event has no `ts`.
+    `default_ts` (the message's broker timestamp) is used when the event has no `ts`;
+    it is checked like one. With `now`, an event later than `now` plus
+    `limits.max_future_skew` is rejected (`future_ts`).
     """
     if len(raw) > limits.max_event_bytes:
         raise InvalidEvent(
@@ -63,16 +73,18 @@ def parse_event(raw: bytes, limits: Limits, default_ts: float | None = None) -> 
         raise InvalidEvent("invalid_json", str(error)) from error
     if not isinstance(doc, dict):
         raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(doc).__name__}")
-    return event_from_mapping(doc, limits, default_ts)
+    return event_from_mapping(doc, limits, default_ts, now)
 
 
-def event_from_mapping(doc: dict[str, Any], limits: Limits, default_ts: float | None) -> Event:
+def event_from_mapping(
+    doc: dict[str, Any], limits: Limits, default_ts: float | None, now: float | None = None
+) -> Event:
     unknown = doc.keys() - _KNOWN_KEYS
     if unknown:
         raise InvalidEvent("unknown_field", f"unknown keys: {', '.join(sorted(unknown)[:5])}")
     return Event(
         stream=_stream(doc.get("stream")),
-        ts=_timestamp(doc.get("ts"), default_ts),
+        ts=_not_future(_timestamp(doc.get("ts"), default_ts), limits, now),
         values=_values(doc, limits),
         labels=_labels(doc.get("labels"), limits),
     )
@@ -100,6 +112,12 @@ def _timestamp(raw: Any, default_ts: float | None) -> float:
     if raw is None:
         if default_ts is None:
             raise InvalidEvent("missing_ts", "the event has no 'ts' and the message no timestamp")
+        # A broker timestamp is whatever the producer set: the same check as an event's.
+        if not _MIN_TS <= default_ts <= _MAX_TS:
+            raise InvalidEvent(
+                "bad_ts",
+                f"the event has no 'ts' and its message's {default_ts!r} is outside 1970..2200",
+            )
         return default_ts
     if isinstance(raw, bool):
         raise InvalidEvent("bad_ts", "'ts' must be ISO-8601 text or epoch seconds/milliseconds")
@@ -115,6 +133,18 @@ def _timestamp(raw: Any, default_ts: float | None) -> float:
         raise InvalidEvent("bad_ts", "'ts' must be ISO-8601 text or epoch seconds/milliseconds")
     if not _MIN_TS <= ts <= _MAX_TS:
         raise InvalidEvent("bad_ts", f"'ts' {raw!r} is outside 1970..2200")
+    return ts
+
+
+def _not_future(ts: float, limits: Limits, now: float | None) -> float:
+    """One point far in the future would hold a stream's state there (an alert that never
+    resolves, a `for:` that never completes): rejected, not judged."""
+    skew = limits.max_future_skew
+    if now is not None and skew is not None and ts > now + skew:
+        raise InvalidEvent(
+            "future_ts",
+            f"'ts' is {ts - now:.0f} s ahead of the worker's clock (max_future_skew {skew:g} s)",
+        )
     return ts
 
 
@@ -177,9 +207,17 @@ def _labels(raw: Any, limits: Limits) -> dict[str, str]:
             raise InvalidEvent("bad_labels", f"label {name!r} is reserved for the daemon")
         if not isinstance(value, str):
             raise InvalidEvent("bad_labels", f"label {name!r} must be a string")
-        if len(value) > MAX_LABEL_VALUE or _CONTROL.search(value):
+        if len(value) > MAX_LABEL_VALUE or _has_control(value):
             raise InvalidEvent(
                 "bad_labels",
                 f"label {name!r} is longer than {MAX_LABEL_VALUE} or has control characters",
             )
     return dict(raw)
+
+
+def _has_control(text: str) -> bool:
+    # isprintable() is False for every rejected category (and a few allowed ones, such as
+    # U+00A0): the per-character look-up runs only for those rare values.
+    return not text.isprintable() and any(
+        unicodedata.category(char) in _REJECTED_CATEGORIES for char in text
+    )

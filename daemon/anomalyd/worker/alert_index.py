@@ -6,7 +6,7 @@ each worker knows the alerts of the streams it judges."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Collection
 
 from anomalyd.domain import Alert, AlertStatus
@@ -17,6 +17,8 @@ class AlertIndex:
         self._recent: deque[Alert] = deque(maxlen=recent)
         # Firing alerts are as many as the engine's alert life cycles: bounded by the streams.
         self._firing: dict[str, Alert] = {}
+        #: stream -> how many of its alerts fire now.
+        self._firing_streams: Counter[str] = Counter()
         self._ended: OrderedDict[str, Alert] = OrderedDict()
         self._max_ended = ended
 
@@ -26,10 +28,12 @@ class AlertIndex:
         self._recent.append(alert)
         if alert.status is AlertStatus.FIRING:
             self._ended.pop(fp, None)
-            self._firing.pop(fp, None)  # re-inserted: the most recent last
+            if self._firing.pop(fp, None) is None:  # re-inserted: the most recent last
+                self._firing_streams[alert.labels.get("stream", "")] += 1
             self._firing[fp] = alert
             return
-        self._firing.pop(fp, None)
+        if self._firing.pop(fp, None) is not None:
+            self._unfire(alert.labels.get("stream", ""))
         self._ended[fp] = alert
         self._ended.move_to_end(fp)
         while len(self._ended) > self._max_ended:
@@ -41,6 +45,17 @@ class AlertIndex:
         for alerts in (self._firing, self._ended):
             for fp in [fp for fp, a in alerts.items() if a.labels.get("stream") in streams]:
                 del alerts[fp]
+        for stream in streams:
+            self._firing_streams.pop(stream, None)
+
+    def firing_in(self, stream: str) -> bool:
+        """Whether an alert of `stream` fires now."""
+        return stream in self._firing_streams
+
+    def _unfire(self, stream: str) -> None:
+        self._firing_streams[stream] -= 1
+        if self._firing_streams[stream] <= 0:
+            del self._firing_streams[stream]
 
     def get(self, fingerprint: str) -> Alert | None:
         """The latest state of the alert with this fingerprint."""

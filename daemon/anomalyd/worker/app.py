@@ -114,7 +114,9 @@ def build_app(
         highwater=lambda tp: app.consumer.highwater(tp),
         send_dead=events_dlq.send,
         send_rekeyed=by_stream.send,
+        max_request_size=app.conf.producer_max_request_size,
     )
+    runtime.on_evict = snapshots.evict
     app.consume_in_batches(events, flow.events)
     app.consume_in_batches(by_stream, flow.by_stream)
 
@@ -136,7 +138,15 @@ def build_app(
             if not app.should_stop:
                 await runtime.tick()
 
-    watch_broker(app, runtime, kafka.bootstrap)
+    # The topics the worker reads and itself creates at start (Faust declares the ones it
+    # consumes): gone, the broker restarted empty. (Topics it only writes may come later.)
+    required = [
+        topics.events,
+        topics.alerts,
+        by_stream_topic_name(config),
+        state_topic_name(config),
+    ]
+    watch_broker(app, runtime, kafka.bootstrap, required, embedded=kafka.is_embedded)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
     _add_pages(app, runtime)
     add_status_page(app, runtime, reloads)
@@ -213,6 +223,11 @@ def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_
 def _add_pages(app: App, runtime: Runtime) -> None:
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
+        # Liveness: a crashed worker may take a while to exit (`shutdown.py`); it must
+        # not look alive meanwhile.
+        if runtime.crashed_with is not None or app.crashed:
+            reason = runtime.crashed_with or "a service crashed"
+            return web.json({"status": "crashed", "reason": reason[:200]}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/readyz")

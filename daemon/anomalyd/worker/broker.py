@@ -15,7 +15,7 @@ import re
 import signal
 import socket
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -100,18 +100,22 @@ def _split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     return pairs
 
 
-async def answers_metadata(bootstrap: str) -> str | None:
-    """None when the broker answered a metadata request, else why not."""
+async def answers_metadata(bootstrap: str, topics: Collection[str] = ()) -> str | None:
+    """None when the broker answered a metadata request naming every one of `topics`,
+    else why not."""
     # A plain TCP probe first: aiokafka logs every refused bootstrap at ERROR.
     if not await _accepts_tcp(bootstrap):
         return "connection refused"
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
     try:
         await client.bootstrap()
+        missing = sorted(set(topics) - client.cluster.topics()) if topics else []
     except (KafkaError, OSError, TimeoutError) as exc:
         return repr(exc)
     finally:
         await client.close()
+    if missing:
+        return f"topics missing: {', '.join(missing[:5])}"
     return None
 
 

@@ -9,6 +9,12 @@ topic and judged from there; how many, and why, is counted
 (`anomalyd_events_rekeyed_total`). Invalid events go to the dead-letter topic with
 their reason.
 
+One record never stops the worker: whatever judging or sending one record raises is
+confined to it. It is dead-lettered with its reason (cut to fit a request if it is too
+large to send whole: `deadletter.py`), counted in `anomalyd_event_errors_total`, and
+the records behind it are judged. Only a failure of the broker or the connection is
+raised (the batch is then replayed after a restart).
+
 The batch consumer (`batching.py`) calls `judge` on a chunk of records and acks
 it in the same step, then awaits `publish`: the chunk's alerts, drift windows, dead
 letters and re-keyed events.
@@ -20,14 +26,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+import structlog
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from anomalyd.domain import Event
 from anomalyd.pipeline import Outcome
 from anomalyd.worker.batching import BatchHandler
+from anomalyd.worker.deadletter import (
+    DeadLetter,
+    coordinates_only,
+    dead_letter,
+    record_at_fault,
+)
 from anomalyd.worker.runtime import Rejected, Runtime
 from anomalyd.worker.snapshots import SnapshotStore
+
+_log = structlog.get_logger(__name__)
+
+#: The longest key that can be a stream name (200 ASCII characters): a longer one is
+#: never looked at further, nor kept.
+MAX_STREAM_KEY = 200
+#: Keys whose partition is remembered (stream names only, so bounded in bytes too).
+_OWNERS_KEPT = 100_000
 
 
 @dataclass(slots=True)
@@ -51,6 +73,7 @@ class EventFlow:
         highwater: Callable[[TP], int | None],
         send_dead: Callable[..., Any],
         send_rekeyed: Callable[..., Any],
+        max_request_size: int = 1_048_576,
     ) -> None:
         self._runtime = runtime
         self._snapshots = snapshots
@@ -60,6 +83,7 @@ class EventFlow:
         self._highwater = highwater
         self._send_dead = send_dead
         self._send_rekeyed = send_rekeyed
+        self._max_request_size = max_request_size
         self._owner: dict[bytes, int] = {}  # key -> partition, Kafka's default partitioner
 
     @property
@@ -82,41 +106,82 @@ class EventFlow:
         return self._generation() == generation
 
     def _judge_events(self, tp: TP, records: Sequence[Any]) -> _Sends:
-        runtime, sends, partition = self._runtime, _Sends(), tp.partition
+        runtime, sends = self._runtime, _Sends()
         runtime.metrics.events.inc(len(records))
         in_place = self._events_partitions() == self._partitions
         now = runtime.clock.now()
         for record in records:
-            broker_ts = _seconds(record.timestamp)
-            event = runtime.decode(record.value, broker_ts)
-            if isinstance(event, Rejected):
-                sends.dead.append((record, event))
-            elif in_place and self._in_place(record.key, event.stream, partition):
-                self._score(event, partition, broker_ts, now, sends.outcome)
-            else:
-                sends.rekeyed.append((event, record))
+            try:
+                self._judge_event(record, tp.partition, in_place, now, sends)
+            except Exception as error:  # noqa: BLE001 - confined to the record: dead-lettered
+                self._judge_failed(record, error, sends)
         if sends.rekeyed:
             self._count_rekeyed(sends.rekeyed, in_place)
         self._record_lag(tp, records[-1].offset)
         return sends
 
-    def _judge_by_stream(self, tp: TP, records: Sequence[Any]) -> _Sends:
-        runtime, sends, partition = self._runtime, _Sends(), tp.partition
-        now = runtime.clock.now()
-        for record in records:
-            broker_ts = _seconds(record.timestamp)
-            event = runtime.decode(record.value, broker_ts)
-            if isinstance(event, Rejected):  # validated once already: only a bug lands here
-                raise RuntimeError(f"an event passed ingest but not detect: {event.detail}")
+    def _judge_event(
+        self, record: Any, partition: int, in_place: bool, now: float, sends: _Sends
+    ) -> None:
+        broker_ts = _seconds(record.timestamp)
+        event = self._runtime.decode(record.value, broker_ts, now)
+        if isinstance(event, Rejected):
+            sends.dead.append((record, event))
+        elif in_place and self._in_place(record.key, event.stream, partition):
             self._score(event, partition, broker_ts, now, sends.outcome)
+        else:
+            sends.rekeyed.append((event, record))
+
+    def _judge_by_stream(self, tp: TP, records: Sequence[Any]) -> _Sends:
+        sends, partition = _Sends(), tp.partition
+        now = self._runtime.clock.now()
+        for record in records:
+            try:
+                self._judge_keyed(record, partition, now, sends)
+            except Exception as error:  # noqa: BLE001 - confined to the record: dead-lettered
+                self._judge_failed(record, error, sends)
         self._record_lag(tp, records[-1].offset)
         return sends
+
+    def _judge_keyed(self, record: Any, partition: int, now: float, sends: _Sends) -> None:
+        broker_ts = _seconds(record.timestamp)
+        # No future check here: the event passed it at ingest, and the clock only moves on.
+        event = self._runtime.decode(record.value, broker_ts)
+        if isinstance(event, Rejected):
+            # Validated at ingest already: someone else wrote this to the internal topic.
+            self._count_error("invalid_internal", record, event.detail)
+            sends.dead.append(
+                (record, Rejected("invalid_internal", f"{event.code}: {event.detail}"))
+            )
+            return
+        self._score(event, partition, broker_ts, now, sends.outcome)
+
+    def _judge_failed(self, record: Any, error: Exception, sends: _Sends) -> None:
+        self._count_error("judge_error", record, repr(error), error)
+        sends.dead.append((record, Rejected("judge_error", repr(error))))
+
+    def _count_error(
+        self, reason: str, record: Any, detail: str, error: BaseException | None = None
+    ) -> None:
+        self._runtime.metrics.event_errors.labels(reason).inc()
+        _log.error(
+            "event_failed",
+            reason=reason,
+            detail=detail[:500],
+            source=f"{record.topic}/{record.partition}/{record.offset}",
+            exc_info=error,
+        )
 
     def _score(
         self, event: Event, partition: int, broker_ts: float | None, now: float, into: Outcome
     ) -> None:
+        first_alert = len(into.alerts)
         self._runtime.score(event, partition, broker_ts, now, into)
         self._snapshots.mark(event.stream, partition)
+        for alert in into.alerts[first_alert:]:
+            # Encoded now, so an alert that cannot be (a date out of range) fails its own
+            # event here, not the publishing of the whole batch.
+            orjson.dumps(alert.to_json())
 
     def _record_lag(self, tp: TP, last_offset: int) -> None:
         end = self._highwater(tp)
@@ -125,14 +190,16 @@ class EventFlow:
             self._runtime.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _in_place(self, key: bytes | None, stream: str, partition: int) -> bool:
-        if key is None:
+        # Keys are producer-controlled: only a key that is the stream's name is looked
+        # at further and kept, so what is kept is bounded in count and in bytes.
+        if key is None or len(key) > MAX_STREAM_KEY or key != stream.encode():
             return False
         owner = self._owner.get(key)
         if owner is None:
-            if len(self._owner) >= 1_000_000:  # bounded: keys are producer-controlled
+            if len(self._owner) >= _OWNERS_KEPT:
                 self._owner.clear()
             owner = self._owner[key] = (murmur2(key) & 0x7FFFFFFF) % self._partitions
-        return owner == partition and key == stream.encode()
+        return owner == partition
 
     def _count_rekeyed(self, rekeyed: list[tuple[Event, Any]], in_place: bool) -> None:
         counter = self._runtime.metrics.rekeyed
@@ -145,19 +212,43 @@ class EventFlow:
 
     async def publish(self, sends: _Sends) -> None:
         for record, rejected in sends.dead:
-            await self._send_dead(
-                key=record.key,
-                value=record.value,
-                headers=[
-                    ("reason", f"{rejected.code}: {rejected.detail}".encode()),
-                    ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-                ],
-            )
+            await self._dead_letter(record, rejected)
         for event, record in sends.rekeyed:
-            await self._send_rekeyed(
-                key=event.stream.encode(), value=record.value, timestamp=_seconds(record.timestamp)
-            )
+            try:
+                await self._send_rekeyed(
+                    key=event.stream.encode(),
+                    value=record.value,
+                    timestamp=_seconds(record.timestamp),
+                )
+            except Exception as error:
+                if not record_at_fault(error):
+                    raise
+                self._count_error("unforwardable", record, repr(error), error)
+                await self._dead_letter(record, Rejected("unforwardable", repr(error)))
         await self._runtime.publish(sends.outcome)
+
+    async def _dead_letter(self, record: Any, rejected: Rejected) -> None:
+        """The record to the dead-letter topic whole, or cut to fit, or at least its
+        coordinates; never an exception for the record's sake."""
+        letter = dead_letter(record, rejected.code, rejected.detail, self._max_request_size)
+        if letter.truncated:
+            self._runtime.metrics.event_errors.labels("dead_letter_truncated").inc()
+        try:
+            await self._send_letter(letter)
+            return
+        except Exception as error:
+            if not record_at_fault(error):
+                raise
+            self._count_error("dead_letter_failed", record, repr(error), error)
+        try:
+            await self._send_letter(coordinates_only(record, rejected.code, rejected.detail))
+        except Exception as error:
+            if not record_at_fault(error):
+                raise
+            self._count_error("dead_letter_lost", record, repr(error), error)
+
+    async def _send_letter(self, letter: DeadLetter) -> None:
+        await self._send_dead(key=letter.key, value=letter.value, headers=letter.headers)
 
 
 def _seconds(timestamp_ms: int | None) -> float | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 
-import faust
 import structlog
 from mode import Service
 
@@ -15,11 +14,12 @@ from anomalyd.clock import SystemClock
 from anomalyd.config import AnomalydConfig
 from anomalyd.metrics import Metrics
 from anomalyd.worker.app import build_app, state_topic_name, worker_topics
-from anomalyd.worker.broker import EmbeddedBroker, ensure_topics
+from anomalyd.worker.broker import BrokerError, EmbeddedBroker, ensure_topics
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.logs import configure_logging
 from anomalyd.worker.reload import ConfigReloader
 from anomalyd.worker.runtime import Runtime
+from anomalyd.worker.shutdown import ExitDeadline, Worker
 from anomalyd.worker.snapshots import SnapshotStore
 
 _log = structlog.get_logger(__name__)
@@ -37,6 +37,22 @@ class EmbeddedBrokerService(Service):
     async def on_start(self) -> None:
         await self._broker.start()
         await ensure_topics(self._broker.bootstrap, topic_partitions(self._config))
+        if self._broker.started_here:
+            self.add_future(self._watch())
+
+    async def _watch(self) -> None:
+        """If the broker exits on its own, the worker exits too (within the shutdown
+        deadline), so that its supervisor restarts both: a broker restarted under a
+        running worker would be empty, its topics and the group's offsets gone."""
+        code = await self._broker.wait()
+        if self.should_stop:
+            return
+        _log.error(
+            "embedded_broker_exited",
+            returncode=code,
+            detail="the worker exits too, so that its supervisor restarts both",
+        )
+        await self.crash(BrokerError(f"the embedded broker exited with code {code}"))
 
     async def on_stop(self) -> None:
         await self._broker.stop()
@@ -104,9 +120,11 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
         rules=len(config.rules),
         receivers=[r.name for r in config.receivers],
     )
-    worker = faust.Worker(
+    worker = Worker(
         app,
         *services,
+        deadline=ExitDeadline(),
+        on_crash=runtime.set_crashed,
         quiet=True,
         loglevel=config.app.log_level,
         logging_config=logging_config,

@@ -3,7 +3,7 @@ The Faust app (`app.py`) only moves messages in and out of this."""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -26,6 +26,13 @@ _log = structlog.get_logger(__name__)
 
 #: Send bytes to a topic: (key, value, headers).
 Sender = Callable[[bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+
+#: Rejections logged one by one per reason before the log is sampled (`_RejectionLog`).
+REJECTIONS_LOGGED = 10
+#: Seconds between two sampled lines of one reason, each with the count it stands for.
+REJECTION_LOG_INTERVAL = 60.0
+#: Least recently seen streams looked at for one eviction (firing ones are skipped).
+_EVICTION_SCAN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +57,17 @@ class Runtime(Service):
         self.ready = False
         #: The broker answered the last probes (`health.py`).
         self.broker_reachable = True
+        #: The type of error the worker crashed with, once it has: /healthz fails from
+        #: then on (the type only: the message may quote an event).
+        self.crashed_with: str | None = None
         #: The most recent closed drift windows of all streams, for /api/drift?stream=NAME
         #: (bounded: the full history is on the drift topic).
         self.drift_history: deque[dict[str, object]] = deque(maxlen=2000)
-        self._stream_partitions: dict[str, int] = {}
+        #: stream -> partition, the least recently seen first (`_seen`).
+        self._stream_partitions: OrderedDict[str, int] = OrderedDict()
+        #: Called with (stream, partition) when a stream is evicted (`ingest.max_streams`).
+        self.on_evict: Callable[[str, int], object] | None = None
+        self._rejections = _RejectionLog(clock)
         #: What this worker emitted, for /api/alerts and feedback.
         self.alerts = AlertIndex()
 
@@ -81,7 +95,12 @@ class Runtime(Service):
     @property
     def serving(self) -> bool:
         """Ready to judge events: state restored and the broker reachable (`/readyz`)."""
-        return self.ready and self.broker_reachable
+        return self.ready and self.broker_reachable and self.crashed_with is None
+
+    def set_crashed(self, reason: BaseException) -> None:
+        """A service crashed: the worker is not alive any more (it is exiting)."""
+        self.crashed_with = type(reason).__name__
+        self.metrics.ready.set(0)
 
     def set_ready(self, ready: bool) -> None:
         self.ready = ready
@@ -101,12 +120,18 @@ class Runtime(Service):
 
     # -- ingest, detect and decide ---------------------------------------------
 
-    def decode(self, raw: bytes | None, broker_ts: float | None) -> Event | Rejected:
+    def decode(
+        self, raw: bytes | None, broker_ts: float | None, now: float | None = None
+    ) -> Event | Rejected:
+        """The event, or why not (counted, and logged sampled: `_RejectionLog`). With
+        `now`, events beyond `ingest.max_future_skew` ahead of it are rejected."""
         try:
-            return parse_event(raw if raw is not None else b"", self.limits, default_ts=broker_ts)
+            return parse_event(
+                raw if raw is not None else b"", self.limits, default_ts=broker_ts, now=now
+            )
         except InvalidEvent as invalid:
             self.metrics.invalid_events.labels(invalid.code).inc()
-            _log.warning("event_rejected", reason=invalid.code, detail=invalid.detail)
+            self._rejections.log(invalid.code, invalid.detail)
             return Rejected(invalid.code, invalid.detail)
 
     def score(
@@ -114,7 +139,7 @@ class Runtime(Service):
     ) -> None:
         """Judge one event (no I/O); what it changes goes into `into`, published by the
         caller once per batch."""
-        self._stream_partitions[event.stream] = partition
+        self._seen(event.stream, partition)
         outcome = self.pipeline.process(event, now=now)
         if broker_ts is not None:
             self.metrics.event_latency.observe(max(0.0, now - broker_ts))
@@ -155,6 +180,33 @@ class Runtime(Service):
         await self._send_alert(key, orjson.dumps(alert.to_json()), [])
         self.alerts.add(alert)
 
+    def _seen(self, stream: str, partition: int) -> None:
+        """Keep streams in the order they were last seen; a new stream past
+        `ingest.max_streams` evicts the least recently seen one."""
+        parts = self._stream_partitions
+        if stream in parts:
+            parts.move_to_end(stream)
+        elif len(parts) >= self.config.ingest.max_streams:
+            self._evict_one()
+        parts[stream] = partition
+
+    def _evict_one(self) -> None:
+        """Drop the least recently seen stream without a firing alert (one that fires is
+        kept, or its alert would never resolve). Its snapshot goes too (`on_evict`): it
+        starts afresh if it comes back."""
+        parts = self._stream_partitions
+        for _ in range(min(_EVICTION_SCAN, len(parts))):
+            stream, partition = parts.popitem(last=False)
+            if self.alerts.firing_in(stream):
+                parts[stream] = partition  # firing: kept, as if just seen
+                continue
+            self.pipeline.forget([stream])
+            self.metrics.streams_evicted.inc()
+            if self.on_evict is not None:
+                self.on_evict(stream, partition)
+            return
+        _log.warning("stream_eviction_skipped", reason="the oldest streams all have firing alerts")
+
     def partition_of(self, stream: str) -> int | None:
         """The by-stream partition this worker judges the stream from, if it does."""
         return self._stream_partitions.get(stream)
@@ -173,12 +225,44 @@ class Runtime(Service):
         self.metrics.streams.set(self.engine.stream_count)
 
 
+class _RejectionLog:
+    """Invalid events logged without flooding: the first `REJECTIONS_LOGGED` of each
+    reason one by one, then one line per reason every `REJECTION_LOG_INTERVAL` seconds
+    with how many it stands for. The metric counts every one."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._seen: Counter[str] = Counter()
+        self._unlogged: Counter[str] = Counter()
+        self._next_line: dict[str, float] = {}
+
+    def log(self, reason: str, detail: str) -> None:
+        self._seen[reason] += 1
+        if self._seen[reason] <= REJECTIONS_LOGGED:
+            _log.warning("event_rejected", reason=reason, detail=detail)
+            return
+        self._unlogged[reason] += 1
+        now = self._clock.now()
+        if now < self._next_line.get(reason, 0.0):
+            return
+        self._next_line[reason] = now + REJECTION_LOG_INTERVAL
+        _log.warning(
+            "event_rejected",
+            reason=reason,
+            detail=detail,
+            sampled=True,
+            count=self._unlogged.pop(reason),
+            interval_s=REJECTION_LOG_INTERVAL,
+        )
+
+
 def _limits(config: AnomalydConfig) -> Limits:
     ingest = config.ingest
     return Limits(
         max_event_bytes=ingest.max_event_bytes,
         max_labels=ingest.max_labels,
         max_fields=ingest.max_fields,
+        max_future_skew=ingest.max_future_skew,
     )
 
 

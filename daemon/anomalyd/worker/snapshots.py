@@ -52,6 +52,7 @@ class SnapshotStore(Service):
         self._read_timeout = read_timeout
         self._producer: AIOKafkaProducer | None = None
         self._dirty: dict[str, int] = {}  # stream -> partition
+        self._evicted: set[str] = set()  # dirty streams whose snapshot is to be deleted
         self._writing = asyncio.Lock()
         #: Set once the assigned partitions' state is back; detection waits for it.
         self.restored = asyncio.Event()
@@ -74,6 +75,13 @@ class SnapshotStore(Service):
         """Streams given up: their changes since the last commit are not to be written."""
         for stream in streams:
             self._dirty.pop(stream, None)
+            self._evicted.discard(stream)
+
+    def evict(self, stream: str, partition: int) -> None:
+        """The stream was evicted (`ingest.max_streams`): delete its snapshot in the next
+        round, so a restart does not bring it back either."""
+        self._dirty[stream] = partition
+        self._evicted.add(stream)
 
     def mark(self, stream: str, partition: int) -> None:
         """The stream changed: write it in the next round."""
@@ -95,7 +103,9 @@ class SnapshotStore(Service):
             for stream in chosen:
                 partition = self._dirty.pop(stream)
                 blob = self._engine.snapshot(stream)
-                if blob is None:  # the engine forgot it since (its partition was revoked)
+                evicted = stream in self._evicted
+                self._evicted.discard(stream)
+                if blob is None and not evicted:  # forgotten since (its partition was revoked)
                     continue
                 await producer.send(self.topic, blob, key=stream.encode(), partition=partition)
                 touched.add(partition)
