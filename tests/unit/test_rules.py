@@ -313,3 +313,13 @@ def test_zscore_expected_range_is_mean_plus_minus_threshold_std() -> None:
     assert low == pytest.approx(mean - 2 * std, abs=1e-5)
     assert high == pytest.approx(mean + 2 * std, abs=1e-5)
     assert not last.violated
+
+
+def test_zscore_survives_an_overflowing_value() -> None:
+    # One value of 1e308 made the EW variance infinite and the rule blind for good.
+    rule = zscore(threshold=6, min_samples=30)
+    results = feed(rule, [*gaussian(3, 2), 1e308, *gaussian(4, 200), 200.0])
+    last = results[-1]
+    assert last is not None and last.violated
+    again = feed(rule, [*gaussian(5, 100), 1e308, -1e308, *gaussian(6, 100), 200.0])
+    assert again[-1] is not None and again[-1].violated

@@ -126,10 +126,23 @@ class ZScoreCheck:
 
     def check(self, value: float, ts: float, active: bool) -> Check | None:
         verdict = self._judge(value) if self._seen >= self._min_samples else None
-        self._mean.update(value)
-        self._var.update(value)
+        learned = self._bounded(value)
+        if learned is not None:
+            self._mean.update(learned)
+            self._var.update(learned)
         self._seen += 1
         return verdict
+
+    def _bounded(self, value: float) -> float | None:
+        """What the moments learn of `value`: once they have a scale, a point beyond the
+        threshold as if it sat at the threshold (one spike cannot inflate the scale that
+        later points are measured with); before, nothing whose squared distance would
+        overflow (one value of 1e308 made the variance infinite and the rule blind)."""
+        mean, std = self._mean.get(), math.sqrt(max(self._var.get(), 0.0))
+        if self._seen >= 2 and std > 0.0:
+            limit = self._threshold * std
+            return min(max(value, mean - limit), mean + limit)
+        return value if abs(value - mean) < _SQUARE_SAFE else None
 
     def _judge(self, value: float) -> Check | None:
         mean, std = self._mean.get(), math.sqrt(max(self._var.get(), 0.0))
@@ -143,6 +156,10 @@ class ZScoreCheck:
             value,
             lambda: (f"{_fmt(low)} .. {_fmt(high)}", f"z-score {z:.2f} (limit {_fmt(limit)})"),
         )
+
+
+#: Distances whose square still fits a float with room for a weighted sum.
+_SQUARE_SAFE = 1e150
 
 
 def _beyond(x: float, limit: float, direction: str) -> bool:
