@@ -320,6 +320,8 @@ def test_zscore_survives_an_overflowing_value() -> None:
     rule = zscore(threshold=6, min_samples=30)
     results = feed(rule, [*gaussian(3, 2), 1e308, *gaussian(4, 200), 200.0])
     last = results[-1]
-    assert last is not None and last.violated
+    assert last is not None
+    assert last.violated
     again = feed(rule, [*gaussian(5, 100), 1e308, -1e308, *gaussian(6, 100), 200.0])
-    assert again[-1] is not None and again[-1].violated
+    assert again[-1] is not None
+    assert again[-1].violated
