@@ -18,7 +18,7 @@ from anomalyd.domain import VALUE_FIELD, Alert, AlertStatus, Event, FeedbackLabe
 URL = "http://anomalyd.test"
 T0 = 1_700_000_000.0
 SPIKE_AT = 400
-SHIFT = 4  # points
+SHIFT = 5  # points
 MODEL = (
     "model:\n"
     "  mode: model\n  threshold: 0.5\n  warmup: 100\n"

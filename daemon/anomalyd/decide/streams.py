@@ -91,6 +91,11 @@ class StreamState:
             setattr(self, spec.name, value)
 
     @property
+    def thresholds(self) -> frozenset[str]:
+        """Names of the stream's rules that people set as thresholds (not statistical)."""
+        return frozenset(s.rule.name for s in self.rules if not s.statistical)
+
+    @property
     def rules_page(self) -> bool:
         return self.mode != "model"
 

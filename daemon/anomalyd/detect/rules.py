@@ -134,12 +134,12 @@ class ZScoreCheck:
         return verdict
 
     def _bounded(self, value: float) -> float | None:
-        """What the moments learn of `value`: once they have a scale, a point beyond the
+        """What the moments learn of `value`: once the rule judges, a point beyond the
         threshold as if it sat at the threshold (one spike cannot inflate the scale that
         later points are measured with); before, nothing whose squared distance would
         overflow (one value of 1e308 made the variance infinite and the rule blind)."""
         mean, std = self._mean.get(), math.sqrt(max(self._var.get(), 0.0))
-        if self._seen >= 2 and std > 0.0:
+        if self._seen >= self._min_samples and std > 0.0:
             limit = self._threshold * std
             return min(max(value, mean - limit), mean + limit)
         return value if abs(value - mean) < _SQUARE_SAFE else None
