@@ -343,6 +343,7 @@ class Delivery(Service):
             {
                 "receiver": letter.receiver,
                 "reason": letter.reason,
+                "detail": letter.detail,
                 "attempts": letter.attempts,
                 "groupKey": letter.group_key,
                 "notificationId": letter.notification_id,
