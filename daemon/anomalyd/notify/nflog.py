@@ -16,8 +16,9 @@ Persist = Callable[[str, "LogEntry | None"], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """`firing`: what the receiver believes is firing (sent as firing and not resolved
-    since, muted ones included); `resolved`: what the last notification resolved."""
+    """`firing`: the alert episodes (`group.episode_key`) the receiver believes are firing
+    (sent as firing and not resolved since, muted ones included); `resolved`: the episodes
+    the last notification resolved."""
 
     receiver: str
     group_key: str
