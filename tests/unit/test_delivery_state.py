@@ -253,3 +253,22 @@ async def test_episodes_read_before_a_crash_are_each_notified_after_it(topics: T
     ]
     assert second.notify_state.held == {}
     await second.on_stop()
+
+
+async def test_a_held_record_keyed_by_fingerprint_alone_is_deleted_with_its_episode(
+    topics: Topics,
+) -> None:
+    """Earlier versions keyed held alerts by fingerprint: such a record is restored, and
+    deleted under its own key once its episode is done, so it does not come back."""
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    body = {"alert": resolved(a, T0 + 1).to_json(), "shard": 0, "offset": 3, "receivedAt": T0}
+    topics.records["h"].append((a.fingerprint.encode(), orjson.dumps(body)))
+    delivery = await started(topics, clock)
+    for minute in (1, 2, 3):
+        clock.set(T0 + 60 * minute)
+        await delivery.flush_due()
+    assert notified(topics) == [([episode_key(a)], []), ([], [episode_key(a)])]
+    deleted = {key for key, value in topics.written("h") if value is None}
+    assert deleted == {a.fingerprint.encode(), episode_key(a).encode()}
+    await delivery.on_stop()

@@ -62,6 +62,9 @@ class NotifyState:
         self.nflog = NotificationLog(self._put_log)
         self.held: dict[str, Held] = {}  # every worker's alert episodes in groups
         self.applied: dict[int, int] = {}  # shard -> highest alerts offset in the groups
+        #: Episodes read from a record keyed by fingerprint alone (written by an earlier
+        #: version): forgetting one deletes that record too, or it would come back.
+        self._legacy_keys: dict[str, bytes] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -95,6 +98,9 @@ class NotifyState:
             del self.held[key]
         topic = self._topics.alert_state
         await self._put(topic, key.encode(), None)
+        legacy = self._legacy_keys.pop(key, None)
+        if legacy is not None:
+            await self._put(topic, legacy, None)
         marker = {"shard": held.shard, "offset": self.applied.get(held.shard, -1)}
         await self._put(topic, _OFFSET_KEY + str(held.shard).encode(), orjson.dumps(marker))
 
@@ -136,7 +142,10 @@ class NotifyState:
             read = _decoded(key, value, _held_from_json)
             if read is not None:
                 held, offset = read
-                self.held[episode_key(held.alert)] = held
+                episode = episode_key(held.alert)
+                self.held[episode] = held
+                if key != episode.encode():
+                    self._legacy_keys[episode] = key
                 self.note_applied(held.shard, offset)
 
     def _read_log(self, key: bytes, value: bytes | None) -> None:
