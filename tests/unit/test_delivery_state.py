@@ -272,3 +272,22 @@ async def test_a_held_record_keyed_by_fingerprint_alone_is_deleted_with_its_epis
     deleted = {key for key, value in topics.written("h") if value is None}
     assert deleted == {a.fingerprint.encode(), episode_key(a).encode()}
     await delivery.on_stop()
+
+
+async def test_a_closed_groups_log_entry_is_kept_until_it_expires(topics: Topics) -> None:
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    delivery = await started(topics, clock)
+    await delivery.deliver(raw(a), 0, 1)
+    await delivery.idle()
+    await delivery.deliver(raw(resolved(a, T0 + 1)), 0, 2)
+    clock.set(T0 + 60)
+    await delivery.flush_due()
+    assert notified(topics)[-1] == ([], [episode_key(a)])
+    assert len(delivery.notify_state.nflog) == 1  # the group is closed; its entry stays
+    await delivery.expire_log(T0 + 59)
+    assert len(delivery.notify_state.nflog) == 1
+    await delivery.expire_log(T0 + 61)
+    assert len(delivery.notify_state.nflog) == 0
+    assert topics.written("n")[-1] == (b'console:{}:{alertname="A"}', None)
+    await delivery.on_stop()

@@ -237,9 +237,45 @@ async def test_resolution_is_sent_then_the_group_and_its_state_are_gone() -> Non
     assert rig.sent() == [[("A", "firing")], [("A", "resolved")]]
     assert rig.dispatcher.groups() == []
     assert rig.persisted.held == {}  # forgotten by the held-alerts topic
-    assert rig.persisted.log == {}  # nothing fires any more: the log entry goes too
     assert rig.gauge("anomalyd_notify_queued_alerts") == 0
     assert rig.gauge("anomalyd_notify_groups") == 0
+    # The log entry outlives the group, until it has been idle long enough.
+    [entry] = rig.persisted.log.values()
+    assert (entry.firing, entry.resolved) == (frozenset(), {episode_key(a)})
+    assert await rig.dispatcher.expire_log(T0 + 330) == 0
+    assert await rig.dispatcher.expire_log(T0 + 331) == 1
+    assert rig.persisted.log == {}
+
+
+async def test_a_replay_after_a_crash_of_what_was_resolved_is_no_news() -> None:
+    """A SIGKILL makes the worker decide again what it decided since its last commit: the
+    episodes it notified and resolved come back, firing then resolved, after their group
+    closed. The log entry the group left says they were told."""
+    rig = Rig(QUICK)
+    a = alert("A", stream="s")
+    later = firing(a.labels, a.annotations, T0 + 20, URL)
+    for t, state in enumerate([a, resolved(a, T0 + 5), later, resolved(later, T0 + 25)]):
+        rig.insert(state)
+        await rig.at(60 * t)
+    assert len(rig.sent()) == 4
+    after = rig.restarted(route=QUICK)
+    for t, state in enumerate([a, resolved(a, T0 + 5), later, resolved(later, T0 + 25)], 4):
+        after.insert(state)
+        await after.at(60 * t)
+    assert after.sent() == []
+    assert after.dispatcher.groups() == []
+
+
+async def test_only_idle_entries_of_closed_groups_expire() -> None:
+    rig = Rig(QUICK)
+    a, b = alert("A", stream="s"), alert("B", stream="t")
+    rig.insert(a, b)
+    await rig.at(0)
+    rig.insert(resolved(a, T0 + 5))
+    await rig.at(60)
+    assert len(rig.persisted.log) == 2
+    assert await rig.dispatcher.expire_log(T0 + 3600) == 1  # b's group: still firing
+    assert [e.group_key for e in rig.persisted.log.values()] == ['{}:{stream="t"}']
 
 
 async def test_an_alert_fired_and_resolved_within_group_wait_is_sent_firing_then_resolved() -> None:

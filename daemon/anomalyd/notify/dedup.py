@@ -111,7 +111,8 @@ def plan(
 ) -> Plan:
     """The firing alerts that are not muted, plus the resolved alerts the receiver was told
     were firing. The log then holds as firing what was sent firing, plus what it held as
-    firing and was not resolved now (muted, or gone from the group)."""
+    firing and was not resolved now (muted, or gone from the group); and as resolved, the
+    latest episode of each alert it was told resolved (a replay of it is no news)."""
     notified = entry.firing if entry is not None else frozenset()
     send = tuple(alert for alert in alerts if _sendable(alert, notified, muted))
     firing = frozenset(episode_key(a) for a in send if a.status is AlertStatus.FIRING)
@@ -119,11 +120,12 @@ def plan(
     # What was sent of an alert replaces what the receiver was told of it before.
     told = {a.fingerprint for a in send}
     still = frozenset(key for key in notified if key.partition("@")[0] not in told)
+    ended = entry.resolved if entry is not None else frozenset()
     new_entry = LogEntry(
         receiver=ctx.receiver,
         group_key=ctx.group_key,
         firing=firing | still,
-        resolved=resolved,
+        resolved=resolved | {key for key in ended if key.partition("@")[0] not in told},
         timestamp=ctx.now,
     )
     after = entry.timestamp if reminder and entry is not None else None

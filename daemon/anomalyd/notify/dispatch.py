@@ -277,7 +277,7 @@ class Dispatcher:
         finished += [step.key for step in steps if step.finished_by(ctx.muted, sent)]
         for held in group.end_flush(pending.snapshot, delivered=True, finished=finished):
             await self._forget_if_released(group, held)
-        await self._close_if_empty(group)
+        self._discard_if_empty(group)  # its log entry stays: see `expire_log`
 
     async def _forget_if_released(self, group: AggregationGroup, held: Held) -> None:
         if self._release(group, held):
@@ -307,12 +307,19 @@ class Dispatcher:
         self._metrics.groups.labels(group.receiver).dec()
         return True
 
-    async def _close_if_empty(self, group: AggregationGroup) -> None:
-        """An empty group is gone; so is its log entry once nothing it sent still fires."""
-        if self._discard_if_empty(group):
-            entry = self._log.get(group.receiver, group.key)
-            if entry is not None and not entry.firing:
-                await self._log.forget(group.receiver, group.key)
+    async def expire_log(self, before: float) -> int:
+        """Forget the log entries of groups not open here, with nothing firing, that said
+        nothing since `before`. Returns how many. An entry outlives its group until then:
+        the episodes it told resolved, replayed after a crash, are known as no news."""
+        open_groups = {(group.receiver, group.key) for group in self._groups.values()}
+        expired = [
+            entry
+            for entry in self._log.idle_before(before)
+            if (entry.receiver, entry.group_key) not in open_groups
+        ]
+        for entry in expired:
+            await self._log.forget(entry.receiver, entry.group_key)
+        return len(expired)
 
 
 __all__ = ["Dispatcher", "Forget", "Notifier", "PendingFlush", "build_pipeline"]

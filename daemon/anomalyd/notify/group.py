@@ -15,6 +15,7 @@ finished it completed (`Step.finished_by`), unless it changed meanwhile.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Set
 from dataclasses import dataclass, replace
 
@@ -39,6 +40,19 @@ def episode_key(alert: Alert) -> str:
     """One episode of an alert: its fingerprint and its start (event time). Its firing and
     its resolved state share the key; the same alert firing again later has another."""
     return f"{alert.fingerprint}@{alert.starts_at!r}"
+
+
+def resolved_upto(told_resolved: Collection[str]) -> dict[str, float]:
+    """Per fingerprint, the start of the latest episode told resolved (from episode keys;
+    a key without a start, from an earlier version, is left out)."""
+    upto: dict[str, float] = {}
+    for key in told_resolved:
+        fp, _, start = key.partition("@")
+        try:
+            upto[fp] = max(float(start), upto.get(fp, -math.inf))
+        except ValueError:
+            continue  # a fingerprint alone: no episode to compare with
+    return upto
 
 
 def is_newer(incoming: Alert, held: Alert) -> bool:
@@ -147,9 +161,11 @@ def next_steps(
     snapshot: Mapping[str, Held], told_firing: Set[str], told_resolved: Set[str]
 ) -> tuple[list[Step], list[str]]:
     """Per alert, the oldest of its episodes with something left to say, given the episodes
-    the receiver was told are firing and those it was last told resolved; and the episodes
-    with nothing left to say (told resolved, or older than one the receiver was told of:
-    a replay). Steps come oldest first, then by fingerprint: a stable order for payloads."""
+    the receiver was told are firing and the latest of each alert it was told resolved;
+    and the episodes with nothing left to say (told resolved, or older than one the
+    receiver was told of: a replay after a crash). Steps come oldest first, then by
+    fingerprint: a stable order for payloads."""
+    done_upto = resolved_upto(told_resolved)
     episodes: dict[str, list[tuple[str, Held]]] = {}
     for key, held in snapshot.items():
         episodes.setdefault(held.alert.fingerprint, []).append((key, held))
@@ -161,7 +177,7 @@ def next_steps(
         start = told[-1] if told else 0
         finished.extend(key for key, _ in ordered[:start])
         for key, held in ordered[start:]:
-            if key in told_resolved:
+            if held.alert.starts_at <= done_upto.get(held.alert.fingerprint, -math.inf):
                 finished.append(key)
                 continue
             steps.append(_step(key, held.alert, key in told_firing))
