@@ -173,10 +173,11 @@ def next_steps(
     finished: list[str] = []
     for held_episodes in episodes.values():
         ordered = sorted(held_episodes, key=lambda item: item[1].alert.starts_at)
+        # Start from the episode the receiver believes fires: older ones are replays.
         told = [i for i, (key, _) in enumerate(ordered) if key in told_firing]
-        start = told[-1] if told else 0
-        finished.extend(key for key, _ in ordered[:start])
-        for key, held in ordered[start:]:
+        first = told[-1] if told else 0
+        finished.extend(key for key, _ in ordered[:first])
+        for key, held in ordered[first:]:
             if held.alert.starts_at <= done_upto.get(held.alert.fingerprint, -math.inf):
                 finished.append(key)
                 continue
