@@ -212,7 +212,8 @@ async def test_absence_fires_when_a_stream_goes_silent_and_resolves_when_it_retu
 async def test_failed_deliveries_are_retried_then_dead_lettered(
     broker: EmbeddedBroker, httpserver: HTTPServer, worker_factory: Any
 ) -> None:
-    # The first answer is 503 (retried), later ones 200; a second receiver always 410 (not retried).
+    # The first answer is 503 (retried), later ones 200; a second receiver always 410 (not
+    # retried); a third answers 302: not followed (a GET there would answer 200), not retried.
     answers = iter([503])
 
     def flaky(request: Request) -> Response:
@@ -220,12 +221,16 @@ async def test_failed_deliveries_are_retried_then_dead_lettered(
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(flaky)
     httpserver.expect_request("/gone", method="POST").respond_with_data("gone", status=410)
+    new_home = httpserver.url_for("/new-home")
+    httpserver.expect_request("/moved").respond_with_data("", 302, {"Location": new_home})
+    httpserver.expect_request("/new-home").respond_with_data("ok")
     worker = worker_factory(
         broker.bootstrap,
         rules=[SPIKE_RULE],
         receivers=[
             webhook(httpserver),
             {"type": "webhook", "name": "retired", "url": httpserver.url_for("/gone")},
+            {"type": "webhook", "name": "moved", "url": httpserver.url_for("/moved")},
         ],
     )
     await worker.wait_ready()
@@ -240,11 +245,14 @@ async def test_failed_deliveries_are_retried_then_dead_lettered(
     await eventually(lambda: 200 in hook_statuses(), what="delivery after the 503")
     assert hook_statuses() == [503, 200]
 
-    [letter] = await consume(broker.bootstrap, topics["alerts_dlq"], 1)
-    body = orjson.loads(letter.value)
-    assert body["receiver"] == "retired"
-    assert body["reason"] == "not retryable: http_410"
-    assert body["alerts"][0]["labels"]["stream"] == "api.latency_ms"
+    letters = await consume(broker.bootstrap, topics["alerts_dlq"], 2)
+    bodies = {body["receiver"]: body for body in (orjson.loads(r.value) for r in letters)}
+    assert bodies["retired"]["reason"] == "not retryable: http_410"
+    assert bodies["retired"]["detail"] == "the receiver answered 410: 'gone'"
+    assert bodies["retired"]["alerts"][0]["labels"]["stream"] == "api.latency_ms"
+    assert bodies["moved"]["reason"] == "not retryable: http_302"
+    assert bodies["moved"]["detail"] == f"redirect 302 to {httpserver.url_for('').rstrip('/')}/…"
+    assert "/new-home" not in [request.path for request, _ in httpserver.log]
     metrics = worker.get("/metrics")[1]
     assert b'anomalyd_deliveries_total{outcome="http_503",receiver="oncall"} 1.0' in metrics
     assert b'anomalyd_notifications_dead_lettered_total{receiver="retired"} 1.0' in metrics

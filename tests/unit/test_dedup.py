@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
-from anomalyd.notify.dedup import Reason, alert_state, needs_update, notification_id, plan
+from anomalyd.notify.dedup import Reason, alert_state, needs_update, notification_id, plan, split
+from anomalyd.notify.group import episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog
 from anomalyd.notify.pipeline import FlushContext
 
@@ -65,13 +66,13 @@ def ctx(now: float = T0 + 10) -> FlushContext:
 
 
 def test_plan_sends_unmuted_firing_and_resolutions_of_what_was_notified() -> None:
-    log = entry({A.fingerprint, B.fingerprint})
+    log = entry({episode_key(A), episode_key(B)})
     alerts = [resolved(A, T0 + 5), B, C, resolved(alert("never-told"), T0 + 5)]
     chosen = plan(ctx(), log, alerts, muted={B.fingerprint})
     assert [a.fingerprint for a in chosen.alerts] == [A.fingerprint, C.fingerprint]
     # B is muted and still firing: the receiver still believes it fires, so it stays
-    assert chosen.entry.firing == {B.fingerprint, C.fingerprint}
-    assert chosen.entry.resolved == {A.fingerprint}
+    assert chosen.entry.firing == {episode_key(B), episode_key(C)}
+    assert chosen.entry.resolved == {episode_key(A)}
     assert chosen.entry.timestamp == T0 + 10
     # Named by the alert states it carries (not a reminder: no `after`).
     assert chosen.notification_id == notification_id(
@@ -80,14 +81,14 @@ def test_plan_sends_unmuted_firing_and_resolutions_of_what_was_notified() -> Non
 
 
 def test_a_resolution_is_sent_even_when_the_alert_is_muted() -> None:
-    log = entry({A.fingerprint})
+    log = entry({episode_key(A)})
     chosen = plan(ctx(), log, [resolved(A, T0 + 5)], muted={A.fingerprint})
     assert [a.status.value for a in chosen.alerts] == ["resolved"]
     assert chosen.entry.firing == frozenset()
 
 
 def test_a_reminder_is_a_new_message_but_a_redo_is_not() -> None:
-    first_sent = entry({A.fingerprint})
+    first_sent = entry({episode_key(A)})
     reminder = plan(ctx(), first_sent, [A], muted=set(), reminder=True)
     # The same decision made again (a retry, or after a crash before it was recorded)...
     again = plan(ctx(), first_sent, [A], muted=set(), reminder=True)
@@ -108,7 +109,7 @@ def test_a_replayed_decision_keeps_its_id_whatever_the_log_holds() -> None:
     )
     ended = resolved(A, T0 + 5)
     first = plan(ctx(), fired.entry, [ended], muted=set())
-    replayed = plan(ctx(T0 + 99), entry({A.fingerprint}), [ended], muted=set())
+    replayed = plan(ctx(T0 + 99), entry({episode_key(A)}), [ended], muted=set())
     assert replayed.notification_id == first.notification_id != fired.notification_id
 
 
@@ -161,3 +162,13 @@ async def test_a_failed_write_does_not_count() -> None:
     with pytest.raises(OSError, match="broker down"):
         await log.record(entry({"a"}))
     assert log.get("team", "{}:{}") is None
+
+
+def test_a_new_episode_is_news_and_takes_the_place_of_the_one_told() -> None:
+    """The receiver was told of an earlier episode of A: a later one is new, and once sent
+    it is the one the receiver believes fires."""
+    later = firing(A.labels, {}, T0 + 60, "http://x")
+    log = entry({episode_key(A)})
+    firing_now, resolved_now = split([later], set())
+    assert needs_update(log, firing_now, resolved_now, REPEAT, T0 + 61) is Reason.NEW_ALERTS
+    assert plan(ctx(), log, [later], muted=set()).entry.firing == {episode_key(later)}

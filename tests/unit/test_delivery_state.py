@@ -15,6 +15,7 @@ from anomalyd.config import parse_config
 from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
+from anomalyd.notify.group import episode_key
 from anomalyd.worker.delivery import Delivery
 from anomalyd.worker.statelog import Handler, StateLog
 
@@ -94,9 +95,9 @@ async def test_a_new_worker_rebuilds_the_groups_and_skips_what_it_replays(
     first = await started(topics, clock)
     await first.deliver(raw(a), 0, 5)
     await first.idle()
-    assert notified(topics) == [([a.fingerprint], [])]
+    assert notified(topics) == [([episode_key(a)], [])]
     [(key, value)] = topics.written("h")
-    assert key == a.fingerprint.encode()
+    assert key == episode_key(a).encode()
     assert value is not None
     assert orjson.loads(value)["offset"] == 5
     await first.on_stop()
@@ -112,9 +113,9 @@ async def test_a_new_worker_rebuilds_the_groups_and_skips_what_it_replays(
     await second.deliver(raw(resolved(a, T0 + 61)), 0, 6)
     clock.set(T0 + 120)
     await second.flush_due()
-    assert notified(topics)[-1] == ([], [a.fingerprint])
+    assert notified(topics)[-1] == ([], [episode_key(a)])
     *_, deletion, marker = topics.written("h")
-    assert deletion == (a.fingerprint.encode(), None)
+    assert deletion == (episode_key(a).encode(), None)
     assert marker[0] == b"offset/0"
     assert orjson.loads(marker[1] or b"{}") == {"shard": 0, "offset": 6}
     await second.on_stop()
@@ -186,7 +187,7 @@ async def test_an_alert_written_here_is_taken_on_its_acknowledgement_once(
     await delivery.deliver(raw(a), 0, 4)  # read: everything up to 4 is taken
     assert delivery.written(raw(b), 0, 5)
     await delivery.idle()
-    assert notified(topics) == [([a.fingerprint], []), ([b.fingerprint], [])]
+    assert notified(topics) == [([episode_key(a)], []), ([episode_key(b)], [])]
     await delivery.deliver(raw(b), 0, 5)  # read back later: a replay
     await delivery.idle()
     assert len(notified(topics)) == 2
@@ -203,10 +204,10 @@ async def test_an_alert_written_behind_unread_ones_waits_for_them(topics: Topics
     assert not delivery.written(raw(b), 0, 5)  # offset 4 is not read yet
     assert not delivery.written(raw(b), 1, 0)  # a partition another worker reads
     await delivery.idle()
-    assert notified(topics) == [([a.fingerprint], [])]
+    assert notified(topics) == [([episode_key(a)], [])]
     await delivery.deliver(raw(b), 0, 5)  # in offset order, as read
     await delivery.idle()
-    assert notified(topics) == [([a.fingerprint], []), ([b.fingerprint], [])]
+    assert notified(topics) == [([episode_key(a)], []), ([episode_key(b)], [])]
     await delivery.on_stop()
 
 
@@ -255,7 +256,76 @@ async def test_alerts_of_a_shard_being_restored_join_its_groups_once_they_are_ba
     clock.set(T0 + 60)
     await worker.delivery.flush_due()
     assert [sorted(fired) for fired, _ in notified(topics)] == [
-        [a.fingerprint],
-        sorted([a.fingerprint, b.fingerprint]),  # b joined a's group: a was not left out
+        [episode_key(a)],
+        sorted([episode_key(a), episode_key(b)]),  # b joined a's group: a was not left out
     ]
     await worker.delivery.on_stop()
+
+
+async def test_episodes_read_before_a_crash_are_each_notified_after_it(topics: Topics) -> None:
+    """The collapse seen after a SIGKILL under load: an alert's first episode paged, then
+    its resolution and a whole second episode read while the group waited for its interval,
+    and the worker died. Each episode is notified firing and then resolved, by the next
+    worker, from the state it finds; none merges into another."""
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    later = firing(a.labels, {}, T0 + 6, "http://x")
+    first = await started(topics, clock)
+    await first.deliver(raw(a), 0, 1)  # group_wait 0: paged at once
+    await first.idle()
+    for offset, state in enumerate([resolved(a, T0 + 1), later, resolved(later, T0 + 7)], 2):
+        await first.deliver(raw(state), 0, offset)  # held until the group interval ...
+    await first.on_stop()  # ... which the worker does not live to see
+
+    second = await started(topics, clock)
+    for offset, state in enumerate([resolved(a, T0 + 1), later, resolved(later, T0 + 7)], 2):
+        await second.deliver(raw(state), 0, offset)  # replayed: held already
+    for minute in (1, 2, 3, 4):
+        clock.set(T0 + 60 * minute)
+        await second.flush_due()
+    assert notified(topics) == [
+        ([episode_key(a)], []),
+        ([], [episode_key(a)]),
+        ([episode_key(later)], []),
+        ([], [episode_key(later)]),
+    ]
+    assert second.notify_state.held == {}
+    await second.on_stop()
+
+
+async def test_a_held_record_keyed_by_fingerprint_alone_is_deleted_with_its_episode(
+    topics: Topics,
+) -> None:
+    """Earlier versions keyed held alerts by fingerprint: such a record is restored, and
+    deleted under its own key once its episode is done, so it does not come back."""
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    body = {"alert": resolved(a, T0 + 1).to_json(), "shard": 0, "offset": 3, "receivedAt": T0}
+    topics.records["h"].append((a.fingerprint.encode(), orjson.dumps(body)))
+    delivery = await started(topics, clock)
+    for minute in (1, 2, 3):
+        clock.set(T0 + 60 * minute)
+        await delivery.flush_due()
+    assert notified(topics) == [([episode_key(a)], []), ([], [episode_key(a)])]
+    deleted = {key for key, value in topics.written("h") if value is None}
+    assert deleted == {a.fingerprint.encode(), episode_key(a).encode()}
+    await delivery.on_stop()
+
+
+async def test_a_closed_groups_log_entry_is_kept_until_it_expires(topics: Topics) -> None:
+    clock = ManualClock(T0)
+    a = firing({"alertname": "A", "stream": "s"}, {}, T0, "http://x")
+    delivery = await started(topics, clock)
+    await delivery.deliver(raw(a), 0, 1)
+    await delivery.idle()
+    await delivery.deliver(raw(resolved(a, T0 + 1)), 0, 2)
+    clock.set(T0 + 60)
+    await delivery.flush_due()
+    assert notified(topics)[-1] == ([], [episode_key(a)])
+    assert len(delivery.notify_state.nflog) == 1  # the group is closed; its entry stays
+    await delivery.expire_log(T0 + 59)
+    assert len(delivery.notify_state.nflog) == 1
+    await delivery.expire_log(T0 + 61)
+    assert len(delivery.notify_state.nflog) == 0
+    assert topics.written("n")[-1] == (b'console:{}:{alertname="A"}', None)
+    await delivery.on_stop()

@@ -16,7 +16,7 @@ from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify import DeadLetter, DeliveryError, Notification, RetryPolicy
 from anomalyd.notify.dispatch import Dispatcher, build_pipeline
-from anomalyd.notify.group import Held
+from anomalyd.notify.group import Held, episode_key
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.nflog import LogEntry, NotificationLog
 from anomalyd.notify.pipeline import Stage
@@ -109,13 +109,13 @@ class Rig:
             self.persisted.log[key] = entry
 
     async def _forget(self, held: Held) -> None:
-        self.persisted.held.pop(held.alert.fingerprint, None)
+        self.persisted.held.pop(episode_key(held.alert), None)
 
     def insert(self, *alerts: Alert, shard: int = 0) -> None:
         for alert in alerts:
             held = self.dispatcher.insert(alert, shard, self.clock.now())
             if held is not None:
-                self.persisted.held[alert.fingerprint] = held
+                self.persisted.held[episode_key(alert)] = held
 
     async def at(self, seconds: float) -> None:
         """Move the clock to T0 + seconds and flush what is due then."""
@@ -145,6 +145,13 @@ class Rig:
             for n in self.receivers[receiver].sent
         ]
 
+    def episodes(self, receiver: str = "team") -> list[list[tuple[str, float, str]]]:
+        """Each notification as [(alertname, start, status)]."""
+        return [
+            [(a.labels["alertname"], a.starts_at - T0, a.status.value) for a in n.alerts]
+            for n in self.receivers[receiver].sent
+        ]
+
     def gauge(self, name: str, receiver: str = "team") -> float:
         return self.metrics.registry.get_sample_value(name, {"receiver": receiver}) or 0.0
 
@@ -160,6 +167,7 @@ GROUPED = {
     "group_interval": "5m",
     "repeat_interval": "4h",
 }
+QUICK_WAIT = {**GROUPED, "group_interval": "1m"}
 
 
 # --- grouping -----------------------------------------------------------------------------------
@@ -229,19 +237,136 @@ async def test_resolution_is_sent_then_the_group_and_its_state_are_gone() -> Non
     assert rig.sent() == [[("A", "firing")], [("A", "resolved")]]
     assert rig.dispatcher.groups() == []
     assert rig.persisted.held == {}  # forgotten by the held-alerts topic
-    assert rig.persisted.log == {}  # nothing fires any more: the log entry goes too
     assert rig.gauge("anomalyd_notify_queued_alerts") == 0
     assert rig.gauge("anomalyd_notify_groups") == 0
+    # The log entry outlives the group, until it has been idle long enough.
+    [entry] = rig.persisted.log.values()
+    assert (entry.firing, entry.resolved) == (frozenset(), {episode_key(a)})
+    assert await rig.dispatcher.expire_log(T0 + 330) == 0
+    assert await rig.dispatcher.expire_log(T0 + 331) == 1
+    assert rig.persisted.log == {}
 
 
-async def test_an_alert_fired_and_resolved_within_group_wait_is_never_sent() -> None:
+async def test_a_replay_after_a_crash_of_what_was_resolved_is_no_news() -> None:
+    """A SIGKILL makes the worker decide again what it decided since its last commit: the
+    episodes it notified and resolved come back, firing then resolved, after their group
+    closed. The log entry the group left says they were told."""
+    rig = Rig(QUICK)
+    a = alert("A", stream="s")
+    later = firing(a.labels, a.annotations, T0 + 20, URL)
+    for t, state in enumerate([a, resolved(a, T0 + 5), later, resolved(later, T0 + 25)]):
+        rig.insert(state)
+        await rig.at(60 * t)
+    assert len(rig.sent()) == 4
+    after = rig.restarted(route=QUICK)
+    for t, state in enumerate([a, resolved(a, T0 + 5), later, resolved(later, T0 + 25)], 4):
+        after.insert(state)
+        await after.at(60 * t)
+    assert after.sent() == []
+    assert after.dispatcher.groups() == []
+
+
+async def test_only_idle_entries_of_closed_groups_expire() -> None:
+    rig = Rig(QUICK)
+    a, b = alert("A", stream="s"), alert("B", stream="t")
+    rig.insert(a, b)
+    await rig.at(0)
+    rig.insert(resolved(a, T0 + 5))
+    await rig.at(60)
+    assert len(rig.persisted.log) == 2
+    assert await rig.dispatcher.expire_log(T0 + 3600) == 1  # b's group: still firing
+    assert [e.group_key for e in rig.persisted.log.values()] == ['{}:{stream="t"}']
+
+
+async def test_an_alert_fired_and_resolved_within_group_wait_is_sent_firing_then_resolved() -> None:
+    """Alertmanager drops a resolved alert nobody was told fired; a page missed is an
+    incident missed, so here it fires first and resolves at the next flush."""
     rig = Rig(GROUPED)
     a = alert("A", stream="s")
     rig.insert(a)
     rig.insert(resolved(a, T0 + 5))
     await rig.at(30)
-    assert rig.sent() == []
+    assert rig.sent() == [[("A", "firing")]]
+    [fired] = rig.receivers["team"].sent
+    assert fired.alerts[0].ends_at is None
+    await rig.at(329)
+    await rig.at(330)
+    assert rig.sent() == [[("A", "firing")], [("A", "resolved")]]
     assert rig.dispatcher.groups() == []
+    assert rig.persisted.held == {}
+    # The firing notification is the one the firing state alone would have made: a receiver
+    # that got it before a crash drops the redo.
+    alone = Rig(GROUPED)
+    alone.insert(a)
+    await alone.at(30)
+    assert alone.receivers["team"].sent[0].notification_id == fired.notification_id
+
+
+async def test_episodes_that_fired_and_resolved_before_a_flush_are_each_notified() -> None:
+    """Two episodes of one alert (each fired and resolved) held before the first flush:
+    each is notified firing, then resolved, in order; none merges into the other."""
+    rig = Rig(QUICK_WAIT)
+    a = alert("A", stream="s")
+    second = firing(a.labels, a.annotations, T0 + 20, URL)
+    rig.insert(a, resolved(a, T0 + 5), second, resolved(second, T0 + 25))
+    for t in (30, 90, 150, 210, 270):
+        await rig.at(t)
+    assert rig.episodes() == [
+        [("A", 0, "firing")],
+        [("A", 0, "resolved")],
+        [("A", 20, "firing")],
+        [("A", 20, "resolved")],
+    ]
+    ids = [n.notification_id for n in rig.receivers["team"].sent]
+    assert len(set(ids)) == 4
+    assert rig.dispatcher.groups() == []
+    assert rig.persisted.held == {}
+
+
+async def test_a_new_episode_waits_for_the_resolution_of_the_one_notified() -> None:
+    rig = Rig(QUICK_WAIT)
+    a, b = alert("A", stream="s"), alert("B", stream="s")
+    rig.insert(a, b)
+    await rig.at(30)
+    again = firing(a.labels, a.annotations, T0 + 40, URL)
+    rig.insert(resolved(a, T0 + 35), again)  # both before the next flush
+    await rig.at(90)
+    await rig.at(150)
+    await rig.at(210)
+    assert rig.episodes() == [
+        [("A", 0, "firing"), ("B", 0, "firing")],
+        [("A", 0, "resolved"), ("B", 0, "firing")],
+        [("B", 0, "firing"), ("A", 40, "firing")],
+    ]
+
+
+async def test_episodes_held_before_a_restart_are_each_notified_after_it() -> None:
+    rig = Rig(QUICK_WAIT)
+    a = alert("A", stream="s")
+    rig.insert(a)
+    await rig.at(30)  # the first episode is paged ...
+    second = firing(a.labels, a.annotations, T0 + 40, URL)
+    rig.insert(resolved(a, T0 + 35), second, resolved(second, T0 + 45))
+    after = rig.restarted(route=QUICK_WAIT)  # ... then the rest is read, and the worker dies
+    for t in (90, 150, 210, 270):
+        await after.at(t)
+    assert after.episodes() == [
+        [("A", 0, "resolved")],
+        [("A", 40, "firing")],
+        [("A", 40, "resolved")],
+    ]
+    assert after.persisted.held == {}
+
+
+async def test_a_muted_episode_is_finished_by_the_flush_that_muted_it() -> None:
+    rig = Rig(QUICK, silences=({"id": "s", "matchers": ['alertname="A"'], "endsAt": T0 + 90},))
+    a = alert("A", stream="s")
+    rig.insert(a, resolved(a, T0 + 5))
+    await rig.at(0)
+    assert rig.sent() == []
+    assert rig.dispatcher.groups() == []  # nothing left to say of it, ever
+    await rig.at(120)
+    assert rig.sent() == []
 
 
 async def test_a_stale_state_never_replaces_a_newer_one() -> None:
@@ -252,6 +377,7 @@ async def test_a_stale_state_never_replaces_a_newer_one() -> None:
     assert [x.status.value for x in rig.dispatcher.alerts()] == ["resolved"]
     again = firing(a.labels, {}, T0 + 60, URL)  # a new episode of the same alert
     assert rig.dispatcher.insert(again, 0, T0 + 60) is not None
+    assert rig.dispatcher.insert(resolved(a, T0 + 5), 0, T0 + 61) is None  # an older episode
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -449,8 +575,8 @@ async def test_dropping_a_shard_lets_go_of_its_alerts_only() -> None:
     rig.dispatcher.drop_shards({0})
     assert rig.dispatcher.groups() == []
     assert rig.persisted.held.keys() == {
-        alert("A", stream="s").fingerprint,
-        alert("B", stream="s").fingerprint,
+        episode_key(alert("A", stream="s")),
+        episode_key(alert("B", stream="s")),
     }
 
 

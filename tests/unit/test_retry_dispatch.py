@@ -161,8 +161,10 @@ def context(receiver: str) -> FlushContext:
     )
 
 
-def letter(receiver: str, reason: str, attempts: int, alerts: tuple[Alert, ...]) -> DeadLetter:
-    return DeadLetter(receiver, reason, attempts, alerts, GROUP_KEY, ID)
+def letter(
+    receiver: str, reason: str, attempts: int, alerts: tuple[Alert, ...], detail: str
+) -> DeadLetter:
+    return DeadLetter(receiver, reason, attempts, alerts, GROUP_KEY, ID, detail)
 
 
 class Scripted:
@@ -297,7 +299,9 @@ async def test_non_retryable_goes_to_dead_letter_once() -> None:
     await h.send(ALERT)
     assert len(notifier.calls) == 1
     assert h.sleep.delays == []
-    assert h.dead == [letter("team", "not retryable: http_410", 1, (ALERT,))]
+    assert h.dead == [
+        letter("team", "not retryable: http_410", 1, (ALERT,), "the receiver answered 410")
+    ]
     assert h.outcomes == ["dead_lettered"]
     assert h.deliveries("team", "http_410") == 1
     assert h.deliveries("team", "ok") == 0
@@ -310,7 +314,11 @@ async def test_exhausting_max_attempts_dead_letters() -> None:
     await h.send(ALERT)
     assert len(notifier.calls) == 4
     assert len(h.sleep.delays) == 3
-    assert h.dead == [letter("team", "gave up after 4 attempts: http_503", 4, (ALERT,))]
+    assert h.dead == [
+        letter(
+            "team", "gave up after 4 attempts: http_503", 4, (ALERT,), "the receiver answered 503"
+        )
+    ]
     assert h.deliveries("team", "http_503") == 4
     assert h.dead_lettered("team") == 1
     assert h.delivered("team") == 0

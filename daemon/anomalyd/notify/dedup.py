@@ -4,7 +4,11 @@ notification log (Alertmanager's `DedupStage.needsUpdate`), and what to send.
 One rule on top of Alertmanager's: **if we notified, we resolve**. An alert the receiver
 was told is firing gets its resolved notification even when it is silenced or inhibited
 by then; and an alert muted while firing stays in the log as firing, so its resolution
-is still sent later. An alert the receiver never heard of is never sent as resolved.
+is still sent later. An alert the receiver never heard of is never sent as resolved:
+the group sends such an episode as firing first (`group.next_steps`).
+
+The log names alert episodes (`group.episode_key`: fingerprint and start), not alerts, so
+a new episode of an alert whose earlier one the receiver was told of is news.
 
 `notification_id` names a notification by its content, so the same notification gets
 the same id on every retry and after a restart: receivers use it as an idempotency key
@@ -21,6 +25,7 @@ from enum import StrEnum
 import orjson
 
 from anomalyd.domain import Alert, AlertStatus
+from anomalyd.notify.group import episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog
 from anomalyd.notify.pipeline import FlushContext
 
@@ -73,8 +78,8 @@ def needs_update(
 ) -> Reason | None:
     """Why to notify now, or None not to.
 
-    `firing`: fingerprints firing in the group and not muted; `resolved`: fingerprints
-    resolved in the group. Only resolutions of alerts the log holds as firing count.
+    `firing`: episodes firing in the group and not muted; `resolved`: episodes resolved
+    in the group. Only resolutions of episodes the log holds as firing count.
     """
     notified = entry.firing if entry is not None else frozenset()
     if not firing <= notified:
@@ -106,16 +111,21 @@ def plan(
 ) -> Plan:
     """The firing alerts that are not muted, plus the resolved alerts the receiver was told
     were firing. The log then holds as firing what was sent firing, plus what it held as
-    firing and was not resolved now (muted, or gone from the group)."""
+    firing and was not resolved now (muted, or gone from the group); and as resolved, the
+    latest episode of each alert it was told resolved (a replay of it is no news)."""
     notified = entry.firing if entry is not None else frozenset()
     send = tuple(alert for alert in alerts if _sendable(alert, notified, muted))
-    firing = frozenset(a.fingerprint for a in send if a.status is AlertStatus.FIRING)
-    resolved = frozenset(a.fingerprint for a in send if a.status is AlertStatus.RESOLVED)
+    firing = frozenset(episode_key(a) for a in send if a.status is AlertStatus.FIRING)
+    resolved = frozenset(episode_key(a) for a in send if a.status is AlertStatus.RESOLVED)
+    # What was sent of an alert replaces what the receiver was told of it before.
+    told = {a.fingerprint for a in send}
+    still = frozenset(key for key in notified if key.partition("@")[0] not in told)
+    ended = entry.resolved if entry is not None else frozenset()
     new_entry = LogEntry(
         receiver=ctx.receiver,
         group_key=ctx.group_key,
-        firing=firing | (notified - resolved),
-        resolved=resolved,
+        firing=firing | still,
+        resolved=resolved | {key for key in ended if key.partition("@")[0] not in told},
         timestamp=ctx.now,
     )
     after = entry.timestamp if reminder and entry is not None else None
@@ -135,17 +145,17 @@ def plan(
 def _sendable(alert: Alert, notified: Set[str], muted: Set[str]) -> bool:
     if alert.status is AlertStatus.FIRING:
         return alert.fingerprint not in muted
-    return alert.fingerprint in notified
+    return episode_key(alert) in notified
 
 
 def split(alerts: Sequence[Alert], muted: Set[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """(firing and not muted, resolved) fingerprints."""
+    """(firing and not muted, resolved) episodes; `muted` holds fingerprints."""
     firing = frozenset(
-        a.fingerprint
+        episode_key(a)
         for a in alerts
         if a.status is AlertStatus.FIRING and a.fingerprint not in muted
     )
-    resolved = frozenset(a.fingerprint for a in alerts if a.status is AlertStatus.RESOLVED)
+    resolved = frozenset(episode_key(a) for a in alerts if a.status is AlertStatus.RESOLVED)
     return firing, resolved
 
 

@@ -3,9 +3,9 @@ flush the groups that are due through the notify pipeline (Alertmanager's dispat
 `dispatch/dispatch.go`). No I/O of its own and no clock: the caller says what time it
 is, so tests drive it with a manual clock, and the worker with the system clock.
 
-The dispatcher holds the latest state of each alert once; every group that holds it
-shares that state. When a resolved alert has left every group, `on_forget` is told (the
-worker then deletes it from its persisted copy).
+The dispatcher holds the latest state of each alert episode (`group.episode_key`) once;
+every group that holds it shares that state. When an episode has left every group,
+`on_forget` is told (the worker then deletes it from its persisted copy).
 
 A config reload swaps the routing tree and the pipeline (`reconfigure`): no alert is
 lost; each is routed again. A group whose route is unchanged (same place in the tree,
@@ -31,8 +31,10 @@ from anomalyd.notify.group import (
     AggregationGroup,
     GroupId,
     Held,
+    episode_key,
     group_id,
     is_newer,
+    next_steps,
     restored_flush_at,
 )
 from anomalyd.notify.inhibit import Inhibitor, InhibitStage
@@ -45,7 +47,7 @@ from anomalyd.notify.silence import Silences, SilenceStage
 
 _log = structlog.get_logger(__name__)
 
-#: Told when a resolved alert has left every group.
+#: Told when an alert episode has left every group.
 Forget = Callable[[Held], Awaitable[None]]
 
 
@@ -99,26 +101,35 @@ class Dispatcher:
         self._metrics = metrics
         self._on_forget = on_forget
         self._groups: dict[GroupId, AggregationGroup] = {}
-        self._index: dict[str, Held] = {}
-        self._holders: dict[str, set[GroupId]] = {}
+        self._index: dict[str, Held] = {}  # by episode
+        self._episodes: dict[str, set[str]] = {}  # fingerprint -> its episodes held
+        self._holders: dict[str, set[GroupId]] = {}  # episode -> the groups holding it
 
     # -- alerts in --------------------------------------------------------------------------
 
     def insert(self, alert: Alert, shard: int, now: float) -> Held | None:
-        """Hold a new state of an alert; None if a newer state is held already."""
-        current = self._index.get(alert.fingerprint)
-        if current is not None and not is_newer(alert, current.alert):
+        """Hold a new state of an alert; None if it is stale (see `_is_stale`)."""
+        if self._is_stale(alert):
             return None
         held = Held(alert, shard, now)
         self._place(held, lambda route: now + route.group_wait)
         return held
+
+    def _is_stale(self, alert: Alert) -> bool:
+        """A state replayed late: its episode is held in a newer state, or a later episode
+        of the alert is held (one alert's states are written, and read, in order)."""
+        current = self._index.get(episode_key(alert))
+        if current is not None and not is_newer(alert, current.alert):
+            return True
+        held = (self._index[key].alert for key in self._episodes.get(alert.fingerprint, ()))
+        return any(other.starts_at > alert.starts_at for other in held)
 
     def restore(self, held: Iterable[Held], now: float) -> None:
         """Hold alerts read back from persisted state, after a restart or when this worker
         takes over their shard. New groups flush when `restored_flush_at` says."""
         created: list[AggregationGroup] = []
         for item in held:
-            current = self._index.get(item.alert.fingerprint)
+            current = self._index.get(episode_key(item.alert))
             if current is None or is_newer(item.alert, current.alert):
                 created.extend(self._place(item, lambda route: math.inf))
         self._schedule_rebuilt(created, now)
@@ -143,29 +154,30 @@ class Dispatcher:
         for group in list(self._groups.values()):
             self._retire(group)
         self._index.clear()
+        self._episodes.clear()
         self._holders.clear()
 
     def _retire(self, group: AggregationGroup) -> None:
         """Take a group whose route is gone out of the dispatcher; its alerts stay held."""
-        for fp in list(group.alerts):
-            self._unhold(group, fp)
+        for key in list(group.alerts):
+            self._unhold(group, key)
         del self._groups[group.id]
         self._metrics.groups.labels(group.receiver).dec()
 
     def _reroute(self, held: Held) -> list[AggregationGroup]:
         """Move an alert out of the groups its routes no longer lead to, into the new ones."""
-        labels = held.alert.labels
+        labels, key = held.alert.labels, episode_key(held.alert)
         wanted = {group_id(r, group_labels(r, labels)) for r in match_routes(self._root, labels)}
-        for gid in self._holders.get(held.alert.fingerprint, set()) - wanted:
+        for gid in self._holders.get(key, set()) - wanted:
             group = self._groups[gid]
-            self._unhold(group, held.alert.fingerprint)
+            self._unhold(group, key)
             self._discard_if_empty(group)
         return self._place(held, lambda route: math.inf)
 
-    def _unhold(self, group: AggregationGroup, fp: str) -> None:
-        del group.alerts[fp]
+    def _unhold(self, group: AggregationGroup, key: str) -> None:
+        del group.alerts[key]
         self._metrics.queued_alerts.labels(group.receiver).dec()
-        self._holders[fp].discard(group.id)
+        self._holders[key].discard(group.id)
 
     def _schedule_rebuilt(self, created: list[AggregationGroup], now: float) -> None:
         """New groups of alerts that were already held flush as after a restart: a
@@ -186,8 +198,9 @@ class Dispatcher:
     def _place(
         self, held: Held, first_flush: Callable[[RouteNode], float]
     ) -> list[AggregationGroup]:
-        alert = held.alert
-        self._index[alert.fingerprint] = held
+        alert, key = held.alert, episode_key(held.alert)
+        self._index[key] = held
+        self._episodes.setdefault(alert.fingerprint, set()).add(key)
         created = []
         for route in match_routes(self._root, alert.labels):
             labels = group_labels(route, alert.labels)
@@ -199,13 +212,13 @@ class Dispatcher:
                 created.append(group)
             if group.put(held):
                 self._metrics.queued_alerts.labels(group.receiver).inc()
-            self._holders.setdefault(alert.fingerprint, set()).add(group.id)
+            self._holders.setdefault(key, set()).add(group.id)
         return created
 
     # -- views ------------------------------------------------------------------------------
 
     def alerts(self) -> list[Alert]:
-        """The latest state of every alert held."""
+        """The latest state of every alert episode held."""
         return [held.alert for held in self._index.values()]
 
     def groups(self) -> list[AggregationGroup]:
@@ -242,8 +255,12 @@ class Dispatcher:
             group_labels=group.labels,
             repeat_interval=group.route.repeat_interval,
         )
+        entry = self._log.get(group.receiver, group.key)
+        told_firing = entry.firing if entry is not None else frozenset()
+        told_resolved = entry.resolved if entry is not None else frozenset()
+        steps, finished = next_steps(pending.snapshot, told_firing, told_resolved)
         try:
-            ctx, sent = await pending.pipeline.exec(ctx, group.sorted_alerts(pending.snapshot))
+            ctx, sent = await pending.pipeline.exec(ctx, [step.alert for step in steps])
         except Exception:
             log.exception("group_flush_failed", retry_in=group.route.group_interval)
             group.end_flush(pending.snapshot, delivered=False)
@@ -257,25 +274,30 @@ class Dispatcher:
                 id=ctx.notification_id,
                 alerts=len(sent),
             )
-        for held in group.end_flush(pending.snapshot, delivered=True):
+        finished += [step.key for step in steps if step.finished_by(ctx.muted, sent)]
+        for held in group.end_flush(pending.snapshot, delivered=True, finished=finished):
             await self._forget_if_released(group, held)
-        await self._close_if_empty(group)
+        self._discard_if_empty(group)  # its log entry stays: see `expire_log`
 
     async def _forget_if_released(self, group: AggregationGroup, held: Held) -> None:
         if self._release(group, held):
             await self._on_forget(held)
 
     def _release(self, group: AggregationGroup, held: Held) -> bool:
-        """The group no longer holds `held`; True if no group holds its alert any more."""
-        fp = held.alert.fingerprint
+        """The group no longer holds `held`; True if no group holds its episode any more."""
+        key, fp = episode_key(held.alert), held.alert.fingerprint
         self._metrics.queued_alerts.labels(group.receiver).dec()
-        holders = self._holders.get(fp, set())
+        holders = self._holders.get(key, set())
         holders.discard(group.id)
         if holders:
             return False
-        self._holders.pop(fp, None)
-        if self._index.get(fp) is held:
-            del self._index[fp]
+        self._holders.pop(key, None)
+        if self._index.get(key) is held:
+            del self._index[key]
+            episodes = self._episodes.get(fp, set())
+            episodes.discard(key)
+            if not episodes:
+                self._episodes.pop(fp, None)
         return True
 
     def _discard_if_empty(self, group: AggregationGroup) -> bool:
@@ -285,12 +307,19 @@ class Dispatcher:
         self._metrics.groups.labels(group.receiver).dec()
         return True
 
-    async def _close_if_empty(self, group: AggregationGroup) -> None:
-        """An empty group is gone; so is its log entry once nothing it sent still fires."""
-        if self._discard_if_empty(group):
-            entry = self._log.get(group.receiver, group.key)
-            if entry is not None and not entry.firing:
-                await self._log.forget(group.receiver, group.key)
+    async def expire_log(self, before: float) -> int:
+        """Forget the log entries of groups not open here, with nothing firing, that said
+        nothing since `before`. Returns how many. An entry outlives its group until then:
+        the episodes it told resolved, replayed after a crash, are known as no news."""
+        open_groups = {(group.receiver, group.key) for group in self._groups.values()}
+        expired = [
+            entry
+            for entry in self._log.idle_before(before)
+            if (entry.receiver, entry.group_key) not in open_groups
+        ]
+        for entry in expired:
+            await self._log.forget(entry.receiver, entry.group_key)
+        return len(expired)
 
 
 __all__ = ["Dispatcher", "Forget", "Notifier", "PendingFlush", "build_pipeline"]

@@ -16,8 +16,11 @@ Persist = Callable[[str, "LogEntry | None"], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """`firing`: what the receiver believes is firing (sent as firing and not resolved
-    since, muted ones included); `resolved`: what the last notification resolved."""
+    """`firing`: the alert episodes (`group.episode_key`) the receiver believes are firing
+    (sent as firing and not resolved since, muted ones included); `resolved`: the latest
+    episode of each alert the receiver was told resolved, unless told of a later one since.
+    An entry outlives its group (`idle_before` says when it may go), so an episode replayed
+    after a crash is known as told."""
 
     receiver: str
     group_key: str
@@ -78,6 +81,10 @@ class NotificationLog:
         await self._persist(key, None)
         if self._entries.get(key) is entry:  # unless a new notification was recorded meanwhile
             del self._entries[key]
+
+    def idle_before(self, before: float) -> list[LogEntry]:
+        """The entries with nothing firing, last written before `before`."""
+        return [e for e in self._entries.values() if not e.firing and e.timestamp < before]
 
     def apply(self, key: str, entry: LogEntry | None) -> None:
         """Take an entry read back from storage (written here or by another worker)."""

@@ -75,7 +75,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A notification that could not be delivered, and why."""
+    """A notification that could not be delivered, and why: `reason` in short, `detail`
+    as the last attempt's failure said it (a redirect's target, the receiver's answer)."""
 
     receiver: str
     reason: str
@@ -83,6 +84,7 @@ class DeadLetter:
     alerts: tuple[Alert, ...]
     group_key: str = ""
     notification_id: str = ""
+    detail: str = ""
 
 
 class RetryStage:
@@ -167,7 +169,13 @@ class RetryStage:
     ) -> None:
         log.error("delivery_dead_lettered", reason=reason, attempts=attempt, detail=failure.detail)
         letter = DeadLetter(
-            ctx.receiver, reason, attempt, tuple(alerts), ctx.group_key, ctx.notification_id
+            ctx.receiver,
+            reason,
+            attempt,
+            tuple(alerts),
+            ctx.group_key,
+            ctx.notification_id,
+            failure.detail,
         )
         await self._dead_letter(letter)
         self._metrics.dead_lettered.labels(ctx.receiver).inc()

@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from mode import Service
 
@@ -54,6 +55,11 @@ _log = structlog.get_logger(__name__)
 _IDLE_S = 30.0
 #: How long shutdown waits for flushes under way before cancelling them.
 _STOP_GRACE_S = 5.0
+#: A closed group's notification log entry is kept this long after its last notification
+#: (and at least this long after a start): what it told resolved, replayed after a crash
+#: from the last commit, is then no news. Expired entries are swept every _LOG_SWEEP_S.
+LOG_RETENTION_S = 3600.0
+_LOG_SWEEP_S = 300.0
 
 
 #: Build the state store from the bootstrap servers, the handler per topic, and a timeout.
@@ -91,6 +97,7 @@ class Delivery(Service):
         self._holds: set[asyncio.Task[None]] = set()
         self._hold_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._next_sweep = 0.0
 
     def attach(self, *, send_alert_dlq: Sender) -> None:
         """Connect the dead-letter output (the app's alerts.dlq topic) once it exists."""
@@ -125,6 +132,7 @@ class Delivery(Service):
         )
 
     async def on_started(self) -> None:
+        self._next_sweep = self.clock.now() + LOG_RETENTION_S
         self._scheduler = asyncio.create_task(self._schedule(), name="notify-scheduler")
 
     async def on_stop(self) -> None:
@@ -298,6 +306,7 @@ class Delivery(Service):
         while True:
             self._wake.clear()
             self._start_due()
+            self._sweep_if_due()
             await self._sleep_until_due()
 
     async def flush_due(self) -> None:
@@ -315,6 +324,25 @@ class Delivery(Service):
         if self._dispatcher is not None:
             for pending in self._dispatcher.take_due(self.clock.now()):
                 self._start(self._dispatcher.flush(pending))
+
+    def _sweep_if_due(self) -> None:
+        now = self.clock.now()
+        if self._dispatcher is not None and now >= self._next_sweep:
+            self._next_sweep = now + _LOG_SWEEP_S
+            self._start(self.expire_log(now - LOG_RETENTION_S))
+
+    async def expire_log(self, before: float) -> None:
+        """Forget the notification log entries of closed groups idle since `before`. A write
+        that fails is logged; the entry is tried again at the next sweep."""
+        if self._dispatcher is None:
+            return
+        try:
+            expired = await self._dispatcher.expire_log(before)
+        except (RuntimeError, KafkaError, OSError):  # the state topics are not writable now
+            _log.exception("notify_log_expiry_failed", retry_in=_LOG_SWEEP_S)
+            return
+        if expired:
+            _log.info("notify_log_expired", entries=expired)
 
     async def _sleep_until_due(self) -> None:
         next_at = self._dispatcher.next_flush_at() if self._dispatcher is not None else None
@@ -358,6 +386,7 @@ class Delivery(Service):
             {
                 "receiver": letter.receiver,
                 "reason": letter.reason,
+                "detail": letter.detail,
                 "attempts": letter.attempts,
                 "groupKey": letter.group_key,
                 "notificationId": letter.notification_id,

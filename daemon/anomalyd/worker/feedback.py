@@ -56,7 +56,7 @@ def add_feedback(
 
     def lookup(fingerprint: str) -> Alert | None:
         """What this worker emitted, else what any worker holds in notification groups."""
-        held = delivery.notify_state.held.get(fingerprint)
+        held = delivery.notify_state.latest(fingerprint)
         return runtime.alerts.get(fingerprint) or (held.alert if held is not None else None)
 
     api = AlertsApi(

@@ -1,9 +1,11 @@
 """Delivery's replicated state, record by record: what goes into the three compacted
 topics and what is made of what comes back (from this worker's past or from others).
 
-- `topics.alert_state`: key fingerprint -> `{alert, shard, offset, receivedAt}`, the alerts
-  held in groups and the alerts-topic partition and offset each came from; a deletion
-  when a resolved alert has left every group, followed by the marker
+- `topics.alert_state`: key `fingerprint@start` (`group.episode_key`) -> `{alert, shard,
+  offset, receivedAt}`, the alert episodes held in groups (an alert that fired again
+  before its earlier episode was notified has two) and the alerts-topic partition and
+  offset each came from; a deletion when an episode has left every group, followed by the
+  marker
   `offset/<shard>` -> `{shard, offset}` (the deletion took that offset away). The
   highest offset per shard tells a new owner which replayed alerts it already holds.
 - `topics.notify_log`: key `receiver:groupKey` -> the nflog entry (`nflog.LogEntry`).
@@ -27,7 +29,7 @@ from anomalyd.clock import Clock
 from anomalyd.config.model import TopicsSection
 from anomalyd.config.routing import Silence
 from anomalyd.domain import Alert
-from anomalyd.notify.group import Held
+from anomalyd.notify.group import Held, episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog
 from anomalyd.notify.silence import Silences
 from anomalyd.worker.statelog import Handler
@@ -60,8 +62,11 @@ class NotifyState:
         self._store: StateStore | None = None
         self.silences = silences
         self.nflog = NotificationLog(self._put_log)
-        self.held: dict[str, Held] = {}  # every worker's alerts in groups, by fingerprint
+        self.held: dict[str, Held] = {}  # every worker's alert episodes in groups
         self.applied: dict[int, int] = {}  # shard -> highest alerts offset in the groups
+        #: Episodes read from a record keyed by fingerprint alone (written by an earlier
+        #: version): forgetting one deletes that record too, or it would come back.
+        self._legacy_keys: dict[str, bytes] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -76,25 +81,28 @@ class NotifyState:
     # -- out ----------------------------------------------------------------------------------
 
     async def hold(self, held: Held, offset: int) -> None:
-        """Note an alert held in groups, read at `offset` of its shard."""
-        self.held[held.alert.fingerprint] = held
+        """Note an alert episode held in groups, read at `offset` of its shard."""
+        key = episode_key(held.alert)
+        self.held[key] = held
         body = {
             "alert": held.alert.to_json(),
             "shard": held.shard,
             "offset": offset,
             "receivedAt": held.received_at,
         }
-        key = held.alert.fingerprint.encode()
-        await self._put(self._topics.alert_state, key, orjson.dumps(body))
+        await self._put(self._topics.alert_state, key.encode(), orjson.dumps(body))
 
     async def forget(self, held: Held) -> None:
-        """A resolved alert left every group: delete it, and note how far its shard was read
+        """An episode left every group: delete it, and note how far its shard was read
         (the deletion takes its offset away)."""
-        fp = held.alert.fingerprint
-        if self.held.get(fp) is held:
-            del self.held[fp]
+        key = episode_key(held.alert)
+        if self.held.get(key) is held:
+            del self.held[key]
         topic = self._topics.alert_state
-        await self._put(topic, fp.encode(), None)
+        await self._put(topic, key.encode(), None)
+        legacy = self._legacy_keys.pop(key, None)
+        if legacy is not None:
+            await self._put(topic, legacy, None)
         marker = {"shard": held.shard, "offset": self.applied.get(held.shard, -1)}
         await self._put(topic, _OFFSET_KEY + str(held.shard).encode(), orjson.dumps(marker))
 
@@ -115,6 +123,11 @@ class NotifyState:
             raise RuntimeError("the delivery state is not bound to its topics yet")
         await self._store.put(topic, key, value)
 
+    def latest(self, fingerprint: str) -> Held | None:
+        """The latest episode of an alert held in groups, if any."""
+        held = [h for h in self.held.values() if h.alert.fingerprint == fingerprint]
+        return max(held, key=lambda h: h.alert.starts_at, default=None)
+
     def note_applied(self, shard: int, offset: int) -> None:
         self.applied[shard] = max(self.applied.get(shard, -1), offset)
 
@@ -131,7 +144,10 @@ class NotifyState:
             read = _decoded(key, value, _held_from_json)
             if read is not None:
                 held, offset = read
-                self.held[held.alert.fingerprint] = held
+                episode = episode_key(held.alert)
+                self.held[episode] = held
+                if key != episode.encode():
+                    self._legacy_keys[episode] = key
                 self.note_applied(held.shard, offset)
 
     def _read_log(self, key: bytes, value: bytes | None) -> None:
