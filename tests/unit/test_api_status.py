@@ -27,7 +27,7 @@ T0 = 1_700_000_000.0
 
 
 def pipeline_with(streams: list[str], events: int = 3) -> Pipeline:
-    pipeline = Pipeline(parse_config("model: {mode: hybrid, warmup: 10}\n"))
+    pipeline = Pipeline(parse_config("model: {mode: hybrid, warmup: 10, seasonality: false}\n"))
     for name in streams:
         for i in range(events):
             pipeline.process(Event(name, T0 + i, {"value": 1.0 + i}), now=T0 + i)

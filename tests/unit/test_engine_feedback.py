@@ -18,10 +18,10 @@ from anomalyd.domain import VALUE_FIELD, Alert, AlertStatus, Event, FeedbackLabe
 URL = "http://anomalyd.test"
 T0 = 1_700_000_000.0
 SPIKE_AT = 400
-SHIFT = 5  # points
+SHIFT = 3  # points
 MODEL = (
     "model:\n"
-    "  mode: model\n  threshold: 0.5\n  warmup: 100\n"
+    "  mode: model\n  threshold: 0.5\n  warmup: 100\n  seasonality: false\n"
     "  range_tolerance: 100\n"  # the likelihood alone: a score between 0.5 and 1
     "  feedback: {min_threshold: 0.4, max_threshold: 0.9, step: 0.05, min_labels: 2,"
     " lower_after: 2}\n"
@@ -134,7 +134,8 @@ def test_a_reload_keeps_the_adaptation_on_top_of_the_configured_threshold(
 ) -> None:
     engine = adapted(engine_for())
     new = parse_config(
-        f"model: {{mode: model, threshold: {threshold}, warmup: 100, feedback: {feedback}}}\n"
+        f"model: {{mode: model, threshold: {threshold}, warmup: 100, seasonality: false,"
+        f" feedback: {feedback}}}\n"
     )
     engine.reconfigure(new.rules, new.model, now=T0)
     assert engine.model_threshold("s") == pytest.approx(expected)

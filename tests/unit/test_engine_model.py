@@ -53,7 +53,7 @@ def summary(alerts: list[tuple[int, Alert]]) -> list[tuple[int, str, str]]:
     return [(i, a.labels["alertname"], a.status.value) for i, a in alerts]
 
 
-MODEL_ONLY = "model: {mode: model, threshold: 0.5, warmup: 100}\n"
+MODEL_ONLY = "model: {mode: model, threshold: 0.5, warmup: 100, seasonality: false}\n"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -73,7 +73,8 @@ def test_the_model_fires_on_a_spike_and_nothing_else(seed: int) -> None:
 def test_the_model_cannot_alert_before_it_is_warm() -> None:
     values = gaussian_with_spike(1, n=200, spike_at=50)
     verdicts, alerts = replay(
-        engine_for("model: {mode: model, threshold: 0.5, warmup: 100}\n"), values
+        engine_for("model: {mode: model, threshold: 0.5, warmup: 100, seasonality: false}\n"),
+        values,
     )
     assert alerts == []
     assert verdicts[50].warm is False
@@ -85,7 +86,7 @@ def test_the_model_learns_only_what_the_rules_call_normal() -> None:
     # A rule flags everything above 60: those points must not shape the model.
     rules = "rules: [{name: high, type: above, threshold: 60}]\n"
     values = [50.0 + (i % 3) for i in range(200)] + [100.0] * 50 + [50.0] * 10
-    engine = engine_for(rules + "model: {mode: shadow, warmup: 20}\n")
+    engine = engine_for(rules + "model: {mode: shadow, warmup: 20, seasonality: false}\n")
     verdicts, _ = replay(engine, values)
     series = engine.stream("s")
     assert series is not None
@@ -113,7 +114,7 @@ def test_the_model_learns_only_what_the_rules_call_normal() -> None:
 def test_modes_decide_who_pages(mode: str, expected: list[tuple[int, str, str]]) -> None:
     engine = engine_for(
         "rules: [{name: high, type: above, threshold: 70}]\n"
-        f"model: {{mode: {mode}, threshold: 0.5, warmup: 100}}\n"
+        f"model: {{mode: {mode}, threshold: 0.5, warmup: 100, seasonality: false}}\n"
     )
     verdicts, alerts = replay(engine, gaussian_with_spike(1))
     assert summary(alerts) == expected
@@ -125,7 +126,7 @@ def test_modes_decide_who_pages(mode: str, expected: list[tuple[int, str, str]])
 
 def test_overrides_pick_the_mode_and_threshold_by_stream() -> None:
     engine = engine_for(
-        "model:\n  mode: hybrid\n  threshold: 0.5\n  warmup: 100\n"
+        "model:\n  mode: hybrid\n  threshold: 0.5\n  warmup: 100\n  seasonality: false\n"
         "  overrides:\n"
         "    - {streams: ['quiet.*'], mode: shadow}\n"
         "    - {streams: ['strict.*'], threshold: 1.0}\n"
@@ -159,7 +160,7 @@ def test_each_field_of_a_multivariate_stream_has_its_own_model() -> None:
 def test_the_same_input_gives_the_same_scores() -> None:
     values = gaussian_with_spike(7)
     for detector in ("robust", "hst"):
-        text = f"model: {{mode: shadow, detector: {detector}, warmup: 50}}\n"
+        text = f"model: {{mode: shadow, detector: {detector}, warmup: 50, seasonality: false}}\n"
         first, _ = replay(engine_for(text), values)
         second, _ = replay(engine_for(text), values)
         assert [v.model_score for v in first] == [v.model_score for v in second]
@@ -169,7 +170,7 @@ def test_the_same_input_gives_the_same_scores() -> None:
 def test_a_restored_snapshot_continues_exactly_where_it_stopped(detector: str) -> None:
     text = (
         "rules: [{name: z, type: zscore}]\n"
-        f"model: {{mode: hybrid, detector: {detector}, warmup: 50}}\n"
+        f"model: {{mode: hybrid, detector: {detector}, warmup: 50, seasonality: false}}\n"
     )
     values = gaussian_with_spike(3)
     uninterrupted, _ = replay(engine_for(text), values)
@@ -201,7 +202,9 @@ def test_scores_mean_the_same_on_any_scale() -> None:
     # The same shape of noise at scales 1e-3 and 1e6 gives the same scores.
     def scores(scale: float) -> list[float]:
         values = [scale * v for v in gaussian_with_spike(11)]
-        verdicts, _ = replay(engine_for("model: {mode: shadow, warmup: 50}\n"), values)
+        verdicts, _ = replay(
+            engine_for("model: {mode: shadow, warmup: 50, seasonality: false}\n"), values
+        )
         return [v.model_score or 0.0 for v in verdicts]
 
     small, large = scores(1e-3), scores(1e6)

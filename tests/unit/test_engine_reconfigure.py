@@ -137,7 +137,7 @@ def test_a_mode_where_rules_no_longer_page_resolves_their_alerts() -> None:
 
 # --- the model ------------------------------------------------------------------------------------
 
-HYBRID = "{mode: hybrid, threshold: 0.5, warmup: 50}"
+HYBRID = "{mode: hybrid, threshold: 0.5, warmup: 50, seasonality: false}"
 
 
 def warm_engine() -> Engine:
@@ -160,7 +160,8 @@ def test_a_threshold_change_keeps_the_model_and_its_warm_up() -> None:
 def test_overrides_set_each_streams_mode_and_threshold_again() -> None:
     e = warm_engine()
     overrides = (
-        "{mode: hybrid, warmup: 50, overrides: [{streams: ['s'], mode: shadow, threshold: 0.9}]}"
+        "{mode: hybrid, warmup: 50, seasonality: false,"
+        " overrides: [{streams: ['s'], mode: shadow, threshold: 0.9}]}"
     )
     reconfigure(e, config([], overrides), now=T0 + 80)
     state = e.stream("s")

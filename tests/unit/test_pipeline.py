@@ -12,7 +12,7 @@ from anomalyd.pipeline import Pipeline
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 60
 
 CONFIG = """
-model: {{mode: model, warmup: 100, threshold: 0.5, keep_firing_for: 5s}}
+model: {{mode: model, warmup: 100, seasonality: false, threshold: 0.5, keep_firing_for: 5s}}
 drift: {{window: 60s, grace: 0s, min_count: 50, fallback_to_rules: {fallback}}}
 """
 
@@ -49,7 +49,7 @@ def test_a_drifting_stream_falls_back_to_the_rules_and_the_model_rebaselines() -
 
 def test_an_untrusted_model_does_not_page_and_its_open_page_resolves() -> None:
     trusted = {"api": True}
-    config = parse_config("model: {mode: model, warmup: 100, threshold: 0.5}")
+    config = parse_config("model: {mode: model, warmup: 100, seasonality: false, threshold: 0.5}")
     engine = Engine(config.rules, config.model, "http://x", untrusted=lambda s: not trusted[s])
     rng = random.Random(3)
 

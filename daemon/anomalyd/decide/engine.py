@@ -6,7 +6,7 @@ feeds it events from a file, and both get the same verdicts and alerts.
 
 Per stream, the mode decides who may page (see `config.detection.Mode`); in
 every mode but `rules` the model learns, seeded from the rules: it learns only
-the points no rule calls anomalous, and it may page once it has learned
+the points no threshold rule calls anomalous, and it may page once it has learned
 `model.warmup` of them.
 """
 
@@ -193,7 +193,7 @@ class Engine:
         # statistical rules (their judgement is what it does better), and it keeps quiet
         # while a rule that people wrote as a threshold already pages for the field.
         series = stream.models.get(field)
-        handover = stream.model_pages and series is not None and series.model.warm
+        handover = stream.model_pages and series is not None and series.model.warm_at(event.ts)
         hits = self._apply_rules(event, stream, field, value, changed, handover)
         scored = None
         if stream.mode != "rules":

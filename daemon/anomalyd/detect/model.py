@@ -1,9 +1,14 @@
 """The online model of one series: features → detector → likelihood → score in [0, 1].
 
 Seeded from the rules: the caller teaches its features and detector only the points
-the rules call normal, and its score does not count until it has learned `warmup`
-points. The score is the larger of two readings (each measured on NAB's corpus, see
-the README's quality section): how unusual the detector's recent raw scores are for
+the threshold rules call normal, and its score does not count until it has learned
+`warmup` points and, with seasonality, seen a day of the stream: the first trough of a
+daily cycle is news only to a model that has never seen a whole day (measured: 0.3
+false pages per stream in the first day of a daily-seasonal stream without this, and
+no change on NAB with it).
+
+The score is the larger of two readings (each measured on NAB's corpus, see the
+README's quality section): how unusual the detector's recent raw scores are for
 this series (`likelihood`), and 1.0 for a value beyond the range the series has shown
 so far (`extremes`) and at least `EXTREME_MIN_Z` robust deviations from the usual level
 (without it, the records that any noisy series sets now and then would page).
@@ -11,6 +16,7 @@ so far (`extremes`) and at least `EXTREME_MIN_Z` robust deviations from the usua
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from anomalyd.config import ModelSection
@@ -22,6 +28,7 @@ from anomalyd.features import Features, OnlineFeatures
 #: How far from the usual level (or the usual value at that time of day), in robust
 #: standard deviations, a value beyond the range seen so far must be to score 1.
 EXTREME_MIN_Z = 4.0
+DAY = 86_400.0
 
 
 # Not frozen: a frozen dataclass costs five times as much to build, and one is built
@@ -43,7 +50,16 @@ class ModelScore:
 
 
 class SeriesModel:
-    __slots__ = ("_detector", "_extremes", "_features", "_likelihood", "_warmup")
+    __slots__ = (
+        "_cycle",
+        "_detector",
+        "_extremes",
+        "_features",
+        "_latest",
+        "_likelihood",
+        "_since",
+        "_warmup",
+    )
 
     def __init__(self, section: ModelSection, seed: int) -> None:
         self._features = OnlineFeatures(section.window, section.seasonality)
@@ -51,6 +67,10 @@ class SeriesModel:
         self._likelihood = AnomalyLikelihood(section.likelihood.short, section.likelihood.long)
         self._extremes = Extremes(section.range_tolerance)
         self._warmup = section.warmup
+        #: Event time the model must have seen before it may page.
+        self._cycle = DAY if section.seasonality else 0.0
+        self._since: float | None = None  # the first event's time
+        self._latest = -math.inf  # the latest event's time
 
     @property
     def learned(self) -> int:
@@ -67,20 +87,28 @@ class SeriesModel:
 
     @property
     def warm(self) -> bool:
-        return self.learned >= self._warmup
+        return self.warm_at(self._latest)
+
+    def warm_at(self, ts: float) -> bool:
+        """Whether the model may page a point at event time `ts`."""
+        seen_for = 0.0 if self._since is None else ts - self._since
+        return self.learned >= self._warmup and seen_for >= self._cycle
 
     @property
     def warmup_progress(self) -> float:
-        return min(1.0, self.learned / self._warmup)
+        points = self.learned / self._warmup
+        seen_for = 0.0 if self._since is None else self._latest - self._since
+        return min(1.0, points, seen_for / self._cycle if self._cycle else 1.0)
 
     def score(self, value: float, ts: float) -> ModelScore:
+        if self._since is None:
+            self._since = ts
+        self._latest = max(self._latest, ts)
         features = self._features.transform(value, ts)
         raw = self._detector.score_one(features)
         likelihood = self._likelihood.score(raw)
-        beyond = self._extremes.beyond(value) and (
-            abs(features.level_z) >= EXTREME_MIN_Z or abs(features.season_z) >= EXTREME_MIN_Z
-        )
-        if not self.warm:
+        beyond = self._extremes.beyond(value) and _far(features)
+        if not self.warm_at(ts):
             return ModelScore(raw, 0.0, False, features)
         return ModelScore(raw, 1.0 if beyond else likelihood, True, features, beyond)
 
@@ -93,3 +121,9 @@ class SeriesModel:
         part of the range the series has shown."""
         self._features.remember(value)
         self._extremes.learn(value)
+
+
+def _far(x: Features) -> bool:
+    """At least EXTREME_MIN_Z robust deviations from the usual level, or from the usual
+    value at that hour of the day."""
+    return abs(x.level_z) >= EXTREME_MIN_Z or abs(x.season_z) >= EXTREME_MIN_Z
