@@ -280,3 +280,16 @@ def test_the_verdict_score_comes_from_whoever_may_page(
     mode: Mode, rule_hit: bool, model_score: float | None, expected: float
 ) -> None:
     assert _verdict_score(mode, rule_hit, model_score) == expected
+
+
+def test_an_overflowing_value_does_not_blind_the_model() -> None:
+    # One value of 1e308 before the statistics have a scale would make them infinite,
+    # and every later z-score 0: the shift that comes later must still page.
+    values = gaussian_with_spike(4, n=600, spike_at=0, spike=0.0)
+    values[1] = 1e308
+    values[450:480] = [v + 40.0 for v in values[450:480]]
+    verdicts, alerts = replay(engine_for(MODEL_ONLY), values)
+    assert all(math.isfinite(v.model_score or 0.0) for v in verdicts)
+    fired = [i for i, a in alerts if a.status is AlertStatus.FIRING]
+    assert len(fired) == 1
+    assert 450 <= fired[0] < 460

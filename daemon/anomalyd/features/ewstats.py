@@ -48,8 +48,12 @@ class RobustEW:
             elif x < mean - limit:
                 x = mean - limit
         diff = x - mean
+        step = alpha * diff * diff
+        if step == math.inf:  # e.g. 1e308 before there is a scale: learned, it blinds for good
+            self.count = count - 1
+            return
         self.mean = mean + alpha * diff
-        self.var = (1.0 - alpha) * (var + alpha * diff * diff)
+        self.var = (1.0 - alpha) * (var + step)
 
     def __getstate__(self) -> tuple[float, float, int, float, float]:
         return (self._alpha, self._clip, self.count, self.mean, self.var)

@@ -107,6 +107,8 @@ class OnlineFeatures:
             season[i], season[i + 1] = count, value
             return
         diff = value - mean
+        if alpha * diff * diff == math.inf:  # an overflowing point: see RobustEW.update
+            return
         season[i] = count
         season[i + 1] = mean + alpha * diff
         season[i + 2] = (1.0 - alpha) * (season[i + 2] + alpha * diff * diff)
