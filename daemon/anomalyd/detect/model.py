@@ -18,6 +18,7 @@ from anomalyd.detect.detectors import Detector, make_detector
 from anomalyd.detect.extremes import Extremes
 from anomalyd.detect.likelihood import AnomalyLikelihood
 from anomalyd.features import Features, OnlineFeatures
+from anomalyd.plain import Plain, read_object, required
 
 #: How far from the usual level (or the usual value at that time of day), in robust
 #: standard deviations, a value beyond the range seen so far must be to score 1.
@@ -72,6 +73,24 @@ class SeriesModel:
     @property
     def warmup_progress(self) -> float:
         return min(1.0, self.learned / self._warmup)
+
+    def state(self) -> dict[str, Plain]:
+        """What it has learned, as plain values (`anomalyd.plain`). Its shape (detector,
+        window, ...) and warm-up come from the config it is built with."""
+        return {
+            "features": self._features.state(),
+            "detector": self._detector.state(),
+            "likelihood": self._likelihood.state(),
+            "extremes": self._extremes.state(),
+        }
+
+    def load_state(self, state: Plain, where: str) -> None:
+        """Resume from `state()` of a model of the same shape; raises StateError."""
+        data = read_object(state, where)
+        self._features.load_state(required(data, "features", where), f"{where}.features")
+        self._detector.load_state(required(data, "detector", where), f"{where}.detector")
+        self._likelihood.load_state(required(data, "likelihood", where), f"{where}.likelihood")
+        self._extremes.load_state(required(data, "extremes", where), f"{where}.extremes")
 
     def score(self, value: float, ts: float) -> ModelScore:
         features = self._features.transform(value, ts)
