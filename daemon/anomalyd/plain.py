@@ -53,6 +53,18 @@ def read_finite(value: Plain, where: str) -> float:
     return x
 
 
+def read_spread(value: Plain, where: str) -> float:
+    """A variance or a sum of squares: not negative (the square root of one is taken)."""
+    x = read_float(value, where)
+    if x < 0.0:
+        raise StateError(f"{where}: not negative")
+    return x
+
+
+def read_optional_finite(value: Plain, where: str) -> float | None:
+    return None if value is None else read_finite(value, where)
+
+
 def read_optional_float(value: Plain, where: str) -> float | None:
     return None if value is None else read_float(value, where)
 

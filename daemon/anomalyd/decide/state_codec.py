@@ -48,12 +48,11 @@ from anomalyd.plain import (
     StateError,
     number,
     read_finite,
-    read_float,
     read_int,
     read_labels,
     read_list,
     read_object,
-    read_optional_float,
+    read_optional_finite,
     read_str,
     required,
 )
@@ -208,7 +207,7 @@ def _stream(
             for i, item in enumerate(absences)
             if (a := _absence(item, f"state.absences[{i}]", by_name, orphans))
         ],
-        last_seen=read_float(required(data, "last_seen", "state"), "state.last_seen"),
+        last_seen=read_finite(required(data, "last_seen", "state"), "state.last_seen"),
         labels=read_labels(required(data, "labels", "state"), "state.labels"),
         models=_models(data, model, new_model, orphans),
         events=read_int(required(data, "events", "state"), "state.events"),
@@ -294,8 +293,8 @@ def _load_tracked(tracked: Tracked, data: Mapping[str, Plain], where: str) -> No
         raise StateError(f"{where}.phase: one of {', '.join(p.value for p in Phase)}")
     state = AlertState(
         Phase(phase),
-        since=read_float(required(data, "since", where), f"{where}.since"),
-        clear_since=read_optional_float(
+        since=read_finite(required(data, "since", where), f"{where}.since"),
+        clear_since=read_optional_finite(
             required(data, "clear_since", where), f"{where}.clear_since"
         ),
     )
@@ -317,5 +316,5 @@ def _alert(item: Plain, where: str) -> Alert | None:
         starts_at=read_finite(required(data, "starts_at", where), f"{where}.starts_at"),
         fingerprint=read_str(required(data, "fingerprint", where), f"{where}.fingerprint"),
         generator_url=read_str(required(data, "generator_url", where), f"{where}.generator_url"),
-        ends_at=read_optional_float(required(data, "ends_at", where), f"{where}.ends_at"),
+        ends_at=read_optional_finite(required(data, "ends_at", where), f"{where}.ends_at"),
     )

@@ -28,6 +28,7 @@ from anomalyd.plain import (
     read_int,
     read_list,
     read_object,
+    read_spread,
     required,
 )
 
@@ -260,7 +261,7 @@ def _load_var(var: Any, state: Plain, where: str) -> None:
     n, mean, squares = read_list(state, where, 3)
     var.mean.n = _weight(n, f"{where}[0]")
     var.mean._mean = read_float(mean, f"{where}[1]")
-    var._S = read_float(squares, f"{where}[2]")
+    var._S = read_spread(squares, f"{where}[2]")
 
 
 def _weight(value: Plain, where: str) -> float:

@@ -26,6 +26,7 @@ from anomalyd.plain import (
     read_floats,
     read_int,
     read_object,
+    read_spread,
     required,
 )
 
@@ -83,7 +84,7 @@ class AnomalyLikelihood:
         self._sum = read_float(required(data, "sum", where), f"{where}.sum")
         self._count = read_int(required(data, "count", where), f"{where}.count")
         self._mean = read_float(required(data, "mean", where), f"{where}.mean")
-        self._var = read_float(required(data, "var", where), f"{where}.var")
+        self._var = read_spread(required(data, "var", where), f"{where}.var")
 
     def _push(self, raw: float) -> float:
         raw = raw if raw < MAX_RAW else MAX_RAW  # also maps +inf; NaN fails `<`: clipped too

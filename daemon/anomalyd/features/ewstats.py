@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from anomalyd.plain import Plain, number, read_float, read_int, read_list
+from anomalyd.plain import Plain, number, read_float, read_int, read_list, read_spread
 
 
 class RobustEW:
@@ -62,4 +62,4 @@ class RobustEW:
         count, mean, var = read_list(state, where, 3)
         self.count = read_int(count, f"{where}[0]")
         self.mean = read_float(mean, f"{where}[1]")
-        self.var = read_float(var, f"{where}[2]")
+        self.var = read_spread(var, f"{where}[2]")

@@ -20,6 +20,7 @@ from anomalyd.plain import (
     read_floats,
     read_object,
     read_optional_float,
+    read_spread,
     required,
 )
 
@@ -116,7 +117,10 @@ class OnlineFeatures:
         if (season is None) != (self._season is None):
             raise StateError(f"{where}.season: present exactly when seasonality is on")
         if self._season is not None:
-            self._season[:] = array("d", read_floats(season, f"{where}.season", 3 * _HOURS))
+            values = read_floats(season, f"{where}.season", 3 * _HOURS)
+            for i in range(2, len(values), 3):  # count, mean, var per hour
+                read_spread(values[i], f"{where}.season[{i}]")
+            self._season[:] = array("d", values)
         self._previous = read_optional_float(required(data, "previous", where), f"{where}.previous")
 
     def _season_z(self, value: float, hour: int, floor: float) -> float:
