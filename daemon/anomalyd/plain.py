@@ -90,7 +90,19 @@ def read_str(value: Plain, where: str) -> str:
 def read_floats(value: Plain, where: str, length: int | None = None) -> list[float]:
     """A list of numbers; of exactly `length` of them if given."""
     items = read_list(value, where, length)
+    if all(type(x) is float for x in items):  # the usual case, without a name per item
+        return items
     return [read_float(x, f"{where}[{i}]") for i, x in enumerate(items)]
+
+
+def read_ints(
+    value: Plain, where: str, length: int | None = None, low: int = 0, high: int = 2**62
+) -> list[int]:
+    """A list of integers in [low, high]; of exactly `length` of them if given."""
+    items = read_list(value, where, length)
+    if all(type(x) is int and low <= x <= high for x in items):
+        return items
+    return [read_int(x, f"{where}[{i}]", low, high) for i, x in enumerate(items)]
 
 
 def read_list(value: Plain, where: str, length: int | None = None) -> list[Plain]:

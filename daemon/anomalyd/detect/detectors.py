@@ -12,6 +12,7 @@ it pulls in scipy.stats, a second of start-up the default detector does not use.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +26,9 @@ from anomalyd.plain import (
     read_bool,
     read_finite,
     read_float,
+    read_floats,
     read_int,
+    read_ints,
     read_list,
     read_object,
     read_spread,
@@ -217,21 +220,17 @@ def _load_tree(state: Plain, height: int, where: str) -> PaddedBranch:
 
     data = read_object(state, where)
     n_branches, n_nodes = 2**height - 1, 2 ** (height + 1) - 1
-    features = read_list(required(data, "features", where), f"{where}.features", n_branches)
-    thresholds = read_list(required(data, "thresholds", where), f"{where}.thresholds", n_branches)
-    l_mass = read_list(required(data, "l_mass", where), f"{where}.l_mass", n_nodes)
-    r_mass = read_list(required(data, "r_mass", where), f"{where}.r_mass", n_nodes)
-    splits = iter(
-        (
-            FEATURE_NAMES[read_int(f, f"{where}.features[{i}]", 0, len(FEATURE_NAMES) - 1)],
-            read_finite(t, f"{where}.thresholds[{i}]"),
-        )
-        for i, (f, t) in enumerate(zip(features, thresholds, strict=True))
+    last = len(FEATURE_NAMES) - 1
+    features = read_ints(
+        required(data, "features", where), f"{where}.features", n_branches, 0, last
     )
-    masses = iter(
-        (read_int(lm, f"{where}.l_mass[{i}]"), read_int(rm, f"{where}.r_mass[{i}]"))
-        for i, (lm, rm) in enumerate(zip(l_mass, r_mass, strict=True))
-    )
+    thresholds = read_floats(required(data, "thresholds", where), f"{where}.thresholds", n_branches)
+    if not all(math.isfinite(t) for t in thresholds):
+        raise StateError(f"{where}.thresholds: finite numbers")
+    l_mass = read_ints(required(data, "l_mass", where), f"{where}.l_mass", n_nodes)
+    r_mass = read_ints(required(data, "r_mass", where), f"{where}.r_mass", n_nodes)
+    splits = zip((FEATURE_NAMES[f] for f in features), thresholds, strict=True)
+    masses = zip(l_mass, r_mass, strict=True)
     root = _grow(height, splits, masses)
     assert isinstance(root, PaddedBranch)  # height >= 1
     return root
