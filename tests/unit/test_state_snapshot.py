@@ -387,3 +387,40 @@ def test_non_finite_numbers_survive_the_round_trip() -> None:
     again.load_state(state, "extremes")
     assert again.range == (math.inf, -math.inf)
     assert read_float("nan", "x") != read_float("nan", "x")  # NaN, as written
+
+
+# --- restored under another config ---------------------------------------------------------------
+
+
+def test_models_of_another_shape_start_afresh_and_their_alert_is_resolved() -> None:
+    """As a reload that changes the detector does (`decide.reconcile`): the model's memory
+    cannot go into a model built otherwise, and what it fired has no owner any more."""
+    text = "model: {mode: model, detector: robust, warmup: 60, threshold: 0.5}\n"
+    before = engine_for(text)
+    firing: list[str] = []
+    for i, (value, _) in enumerate(series(2)):  # until the model fires (the spikes do)
+        step(before, i, value, 5.0)
+        state = before.stream("s")
+        assert state is not None
+        firing = sorted(
+            m.tracked.alert.fingerprint for m in state.models.values() if m.tracked.alert
+        )
+        if firing:
+            break
+    assert firing
+    blob = before.snapshot("s")
+    assert blob is not None
+
+    same = engine_for(text)
+    assert same.restore("s", blob)
+    assert same.take_orphans(T0) == []
+
+    other = engine_for(text.replace("robust", "sad"))
+    assert other.restore("s", blob)
+    ended = other.take_orphans(T0 + N * STEP)
+    assert sorted(a.fingerprint for a in ended) == firing
+    assert {a.status.value for a in ended} == {"resolved"}
+    restored = other.stream("s")
+    assert restored is not None
+    assert restored.models == {}  # rebuilt on each field's next point
+    assert restored.events == state.events
