@@ -10,12 +10,15 @@ is scored; its memory stays bounded (streams past ingest.max_streams are evicted
 Hostile requests and silences too: bad Authorization bytes, out-of-range times, wrong
 types and non-UTF-8 bodies answer 4xx, never 5xx; a silence whose regex backtracks
 catastrophically under Python's `re` is matched in linear time; malformed silences written
-straight to the silences topic are skipped. The worker keeps answering /healthz within 1 s
-and keeps judging the events behind them."""
+straight to the silences topic are skipped. State snapshots written straight to the state
+topic (a pickle that would create a file when loaded, under either version's header, and
+broken JSON) run nothing and their streams start afresh. The worker keeps answering
+/healthz within 1 s and keeps judging the events behind them."""
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import random
 import time
 from collections import Counter
@@ -25,6 +28,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from harness import (
     Peak,
     Row,
@@ -41,6 +45,7 @@ from harness import (
     size,
 )
 
+from anomalyd.decide.state_codec import FORMAT, PICKLE_FORMAT
 from anomalyd.worker.broker import EmbeddedBroker
 from anomalyd.worker.deadletter import dead_letter
 from helpers import WorkerProcess, eventually
@@ -313,6 +318,37 @@ def hostile_topic_silences() -> list[tuple[bytes | None, bytes | None]]:
     ]
 
 
+class TouchOnLoad:
+    """A pickle that creates a file when loaded: harmless, and visible from outside."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return Path.touch, (self.path,)
+
+
+def hostile_state(marker: Path) -> dict[bytes, bytes]:
+    """Stream snapshots written straight to the state topic, by stream: none is run."""
+    return {
+        b"hostile.state.v1": PICKLE_FORMAT + pickle.dumps(TouchOnLoad(marker)),
+        b"hostile.state.v2": FORMAT + pickle.dumps(TouchOnLoad(marker)),
+        b"hostile.state.json": FORMAT + b'{"mode": "hybrid", "rules": [',
+    }
+
+
+async def write_state(bootstrap: str, topic: str, records: dict[bytes, bytes]) -> None:
+    """One record per request (the embedded broker misreports the end of a partition after
+    a batch of several, which the state restore reads up to)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for key, value in records.items():
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
 async def test_hostile_requests_and_silences_neither_freeze_nor_blind_the_worker(
     broker: EmbeddedBroker,
     webhook_sink: WebhookSink,
@@ -393,15 +429,26 @@ async def test_hostile_requests_and_silences_neither_freeze_nor_blind_the_worker
     assert not {"forever", "backref", "far", "other", "x"} & set(ids), ids
 
     # After a restart the silence comes back from the topic (it froze every restart
-    # before): the worker starts, and judges and notifies as before.
+    # before): the worker starts, and judges and notifies as before. Hostile snapshots in
+    # the state topic run nothing (a pickle was loaded, and run, before).
     worker.stop()
+    marker = tmp_path / "unpickled"
+    state = hostile_state(marker)
+    await write_state(broker.bootstrap, f"{config['app']['id']}-state", state)
     again = start_worker(path, config)
     await again.wait_ready()
+    assert not marker.exists(), "a snapshot in the state topic was unpickled"
+    [refused] = [x for x in again.log_lines() if x.get("event") == "state_snapshots_refused"]
+    assert (refused["streams"], refused["old_format"]) == (len(state), 1)
     silence_id = orjson.loads(created[1])["silenceID"]
     assert silence_id in {s["id"] for s in orjson.loads(again.get("/api/silences")[1])}
     after = [
-        {**event, "stream": "hostile.after", "ts": time.time() + i} for i, event in enumerate(team)
+        {**event, "stream": stream, "ts": time.time() + i}
+        for stream in ("hostile.after", *(key.decode() for key in state))
+        for i, event in enumerate(team)
     ]
     await produce_fast(broker.bootstrap, topics["events"], after)
-    assert await settle(lambda: webhook_sink.tally, {"hostile.after"}, timeout=60)
+    streams = {"hostile.after", *(key.decode() for key in state)}
+    assert await settle(lambda: webhook_sink.tally, streams, timeout=60)
     assert again.get("/healthz")[0] == 200
+    assert not marker.exists()

@@ -12,22 +12,18 @@ the points no threshold rule calls anomalous, and it may page once it has learne
 
 from __future__ import annotations
 
-import pickle
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from anomalyd.config import AbsenceRule, Mode, ModelSection, Rule, ValueRule
-from anomalyd.decide import alerts, annotate, feedback
+from anomalyd.decide import alerts, annotate, feedback, state_codec
 from anomalyd.decide.lifecycle import Timing, Transition
 from anomalyd.decide.reconcile import Target, model_shape, reconcile
 from anomalyd.decide.streams import Absence, ModelSeries, RuleSeries, StreamState, Tracked
 from anomalyd.detect import ModelScore, SeriesModel, value_check
 from anomalyd.domain import VALUE_FIELD, Alert, Event, Verdict
-
-#: Bumped whenever the shape of StreamState changes, so old snapshots are not misread.
-_SNAPSHOT_VERSION = b"anomalyd-state-1\n"
 
 
 # Not frozen: a frozen dataclass costs five times as much to build, and one is built
@@ -130,23 +126,38 @@ class Engine:
         return fired
 
     def snapshot(self, stream: str) -> bytes | None:
-        """The stream's whole state (rule memory, model, alert life cycles) as bytes."""
+        """The stream's whole state (rule memory, model, alert life cycles) as bytes:
+        versioned JSON of plain fields (`decide.state_codec`)."""
         state = self._streams.get(stream)
         if state is None:
             return None
-        return _SNAPSHOT_VERSION + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return state_codec.encode(state, self._model)
 
     def restore(self, stream: str, blob: bytes) -> bool:
-        """Resume a stream from `snapshot`; False (and nothing changes) if the blob is from
-        an incompatible version. Snapshots are the daemon's own: only ever unpickle blobs
-        from a store that only anomalyd can write."""
-        if not blob.startswith(_SNAPSHOT_VERSION):
-            return False
-        state: StreamState = pickle.loads(blob[len(_SNAPSHOT_VERSION) :])
-        # It may have been written under another config: its models are kept as they are.
-        self._orphans.extend(self._reconcile(stream, state, rebuild=False))
-        self._streams[stream] = state
-        return True
+        """Resume a stream from `snapshot`; False (and nothing changes) if the blob is not
+        a snapshot this version reads (`refusal` says why)."""
+        return self.refusal(stream, blob) is None
+
+    def refusal(self, stream: str, blob: bytes) -> str | None:
+        """Resume a stream from `snapshot`; None once done, else why it was refused (and
+        nothing changes). Reading a snapshot never runs anything it holds: it is data
+        read back into objects built from the current config (`decide.state_codec`)."""
+        try:
+            restored = state_codec.decode(
+                blob,
+                self._matching(stream),
+                self._model,
+                _rule_series,
+                lambda field: self._new_model(stream, field),
+            )
+        except (ValueError, TypeError, LookupError) as error:  # StateError is a ValueError
+            # TypeError and LookupError too: whatever is in the blob, the worker goes on.
+            return str(error) or type(error).__name__
+        # It may have been written under another config: brought in line with this one.
+        self._orphans.extend(restored.orphans)
+        self._orphans.extend(self._reconcile(stream, restored.state, rebuild=False))
+        self._streams[stream] = restored.state
+        return None
 
     def forget(self, streams: Iterable[str]) -> None:
         """Drop streams this worker no longer owns (after a rebalance)."""

@@ -36,10 +36,23 @@ from anomalyd.config import FeedbackSection
 from anomalyd.decide.annotate import MODEL
 from anomalyd.domain import FeedbackLabel as Label
 from anomalyd.domain import format_time, parse_time
+from anomalyd.plain import (
+    Plain,
+    StateError,
+    read_bool,
+    read_finite,
+    read_int,
+    read_list,
+    read_object,
+    read_str,
+    required,
+)
 
 #: Ids of the records applied, kept per stream: each is applied once, though Kafka may
 #: deliver it twice and a person may click a link twice.
 SEEN_IDS = 256
+#: The most labels a tally remembers (the bound of `FeedbackSection.window`).
+MAX_WINDOW = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +148,20 @@ class Tally:
         del self.recent[:-window]
         self.streak = self.streak + 1 if true_positive else 0
 
+    def state(self) -> dict[str, Plain]:
+        return {"recent": list(self.recent), "streak": self.streak}
+
+    @classmethod
+    def from_state(cls, state: Plain, where: str) -> Tally:
+        data = read_object(state, where)
+        recent = read_list(required(data, "recent", where), f"{where}.recent")
+        if len(recent) > MAX_WINDOW:
+            raise StateError(f"{where}.recent: at most {MAX_WINDOW} labels")
+        return cls(
+            [read_bool(x, f"{where}.recent[{i}]") for i, x in enumerate(recent)],
+            read_int(required(data, "streak", where), f"{where}.streak"),
+        )
+
 
 @dataclass(slots=True)
 class StreamFeedback:
@@ -143,6 +170,28 @@ class StreamFeedback:
     tallies: dict[str, Tally] = field(default_factory=dict)
     threshold_offset: float = 0.0
     seen: list[str] = field(default_factory=list)  # ids applied, newest last
+
+    def state(self) -> dict[str, Plain]:
+        """As plain values (`anomalyd.plain`), for the stream's snapshot."""
+        return {
+            "tallies": {detector: tally.state() for detector, tally in self.tallies.items()},
+            "threshold_offset": self.threshold_offset,
+            "seen": list(self.seen),
+        }
+
+    @classmethod
+    def from_state(cls, state: Plain, where: str) -> StreamFeedback:
+        data = read_object(state, where)
+        tallies = read_object(required(data, "tallies", where), f"{where}.tallies")
+        seen = read_list(required(data, "seen", where), f"{where}.seen")
+        if len(seen) > SEEN_IDS:
+            raise StateError(f"{where}.seen: at most {SEEN_IDS} ids")
+        offset = read_finite(required(data, "threshold_offset", where), f"{where}.threshold_offset")
+        return cls(
+            {name: Tally.from_state(t, f"{where}.tallies.{name}") for name, t in tallies.items()},
+            offset,
+            [read_str(x, f"{where}.seen[{i}]") for i, x in enumerate(seen)],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from anomalyd.config import AbsenceRule, Mode, ValueRule, ZScoreRule
 from anomalyd.decide.feedback import StreamFeedback
@@ -75,20 +74,6 @@ class StreamState:
     #: Labels from people and the threshold adaptation (`decide.feedback`); None until the
     #: first label. A reload leaves it alone: the adaptation is an offset from `threshold`.
     feedback: StreamFeedback | None = None
-
-    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        """Snapshots written before a field existed lack it: it takes its default."""
-        _, slots = state
-        for spec in fields(self):
-            if spec.name in slots:
-                value = slots[spec.name]
-            elif spec.default is not MISSING:
-                value = spec.default
-            elif spec.default_factory is not MISSING:
-                value = spec.default_factory()
-            else:
-                raise TypeError(f"a snapshot of StreamState without {spec.name!r}")
-            setattr(self, spec.name, value)
 
     @property
     def thresholds(self) -> frozenset[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from anomalyd.plain import Plain, number, read_floats
+
 
 class Extremes:
     __slots__ = ("_high", "_low", "_tolerance")
@@ -35,3 +37,10 @@ class Extremes:
         if math.isfinite(value):
             self._low = min(self._low, value)
             self._high = max(self._high, value)
+
+    def state(self) -> list[Plain]:
+        """The range seen so far, as plain values (`anomalyd.plain`)."""
+        return [number(self._low), number(self._high)]
+
+    def load_state(self, state: Plain, where: str) -> None:
+        self._low, self._high = read_floats(state, where, 2)

@@ -18,6 +18,18 @@ from __future__ import annotations
 import math
 from array import array
 
+from anomalyd.plain import (
+    Plain,
+    number,
+    numbers,
+    read_float,
+    read_floats,
+    read_int,
+    read_object,
+    read_spread,
+    required,
+)
+
 #: Decades of rarity that make a score of 1.0.
 FULL_DECADES = 10.0
 #: The long-run spread never falls below this: a perfectly regular series would
@@ -50,6 +62,29 @@ class AnomalyLikelihood:
         score = self._judge(short_mean) if self._count >= 2 else 0.0
         self._learn(short_mean)
         return score
+
+    def state(self) -> dict[str, Plain]:
+        """What it has learned, as plain values (`anomalyd.plain`); the window lengths
+        come from the config it is built with."""
+        return {
+            "recent": numbers(self._recent),
+            "next": self._next,
+            "sum": number(self._sum),
+            "count": self._count,
+            "mean": number(self._mean),
+            "var": number(self._var),
+        }
+
+    def load_state(self, state: Plain, where: str) -> None:
+        data = read_object(state, where)
+        short = len(self._recent)
+        recent = read_floats(required(data, "recent", where), f"{where}.recent", short)
+        self._recent[:] = array("d", recent)
+        self._next = read_int(required(data, "next", where), f"{where}.next", 0, short - 1)
+        self._sum = read_float(required(data, "sum", where), f"{where}.sum")
+        self._count = read_int(required(data, "count", where), f"{where}.count")
+        self._mean = read_float(required(data, "mean", where), f"{where}.mean")
+        self._var = read_spread(required(data, "var", where), f"{where}.var")
 
     def _push(self, raw: float) -> float:
         raw = raw if raw < MAX_RAW else MAX_RAW  # also maps +inf; NaN fails `<`: clipped too

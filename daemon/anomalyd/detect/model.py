@@ -24,6 +24,14 @@ from anomalyd.detect.detectors import Detector, make_detector
 from anomalyd.detect.extremes import Extremes
 from anomalyd.detect.likelihood import AnomalyLikelihood
 from anomalyd.features import Features, OnlineFeatures
+from anomalyd.plain import (
+    Plain,
+    number,
+    read_float,
+    read_object,
+    read_optional_finite,
+    required,
+)
 
 #: How far from the usual level (or the usual value at that time of day), in robust
 #: standard deviations, a value beyond the range seen so far must be to score 1.
@@ -99,6 +107,28 @@ class SeriesModel:
         points = self.learned / self._warmup
         seen_for = 0.0 if self._since is None else self._latest - self._since
         return min(1.0, points, seen_for / self._cycle if self._cycle else 1.0)
+
+    def state(self) -> dict[str, Plain]:
+        """What it has learned, as plain values (`anomalyd.plain`). Its shape (detector,
+        window, ...) and warm-up come from the config it is built with."""
+        return {
+            "features": self._features.state(),
+            "detector": self._detector.state(),
+            "likelihood": self._likelihood.state(),
+            "extremes": self._extremes.state(),
+            "since": None if self._since is None else number(self._since),
+            "latest": number(self._latest),
+        }
+
+    def load_state(self, state: Plain, where: str) -> None:
+        """Resume from `state()` of a model of the same shape; raises StateError."""
+        data = read_object(state, where)
+        self._features.load_state(required(data, "features", where), f"{where}.features")
+        self._detector.load_state(required(data, "detector", where), f"{where}.detector")
+        self._likelihood.load_state(required(data, "likelihood", where), f"{where}.likelihood")
+        self._extremes.load_state(required(data, "extremes", where), f"{where}.extremes")
+        self._since = read_optional_finite(required(data, "since", where), f"{where}.since")
+        self._latest = read_float(required(data, "latest", where), f"{where}.latest")
 
     def score(self, value: float, ts: float) -> ModelScore:
         if self._since is None:

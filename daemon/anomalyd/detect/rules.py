@@ -14,9 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from river import stats
-
 from anomalyd.config import AboveRule, BelowRule, RateOfChangeRule, ValueRule, ZScoreRule
+from anomalyd.plain import (
+    Plain,
+    StateError,
+    number,
+    read_bool,
+    read_finite,
+    read_float,
+    read_int,
+    read_list,
+    read_object,
+    required,
+)
 
 
 # Not frozen: a frozen dataclass costs five times as much to build, and one is built
@@ -46,6 +56,12 @@ class ValueCheck(Protocol):
     def check(self, value: float, ts: float, active: bool) -> Check | None:
         """The verdict on this point, or None while the rule cannot judge yet."""
 
+    def state(self) -> Plain:
+        """What it remembers, as plain values (`anomalyd.plain`); the rest is the rule's."""
+
+    def load_state(self, state: Plain, where: str) -> None:
+        """Resume from `state()`; raises StateError if it does not fit this check."""
+
 
 class AboveCheck:
     __slots__ = ("_clear", "_threshold")
@@ -62,6 +78,13 @@ class AboveCheck:
             lambda: (f"<= {_fmt(limit)}", f"{_fmt(value)} is above {_fmt(limit)}"),
         )
 
+    def state(self) -> Plain:
+        return None
+
+    def load_state(self, state: Plain, where: str) -> None:
+        if state is not None:
+            raise StateError(f"{where}: null (a threshold remembers nothing)")
+
 
 class BelowCheck:
     __slots__ = ("_clear", "_threshold")
@@ -77,6 +100,13 @@ class BelowCheck:
             value,
             lambda: (f">= {_fmt(limit)}", f"{_fmt(value)} is below {_fmt(limit)}"),
         )
+
+    def state(self) -> Plain:
+        return None
+
+    def load_state(self, state: Plain, where: str) -> None:
+        if state is not None:
+            raise StateError(f"{where}: null (a threshold remembers nothing)")
 
 
 class RateOfChangeCheck:
@@ -105,6 +135,17 @@ class RateOfChangeCheck:
             ),
         )
 
+    def state(self) -> Plain:
+        """The previous point, [value, ts], or None."""
+        return None if self._previous is None else [number(x) for x in self._previous]
+
+    def load_state(self, state: Plain, where: str) -> None:
+        if state is None:
+            self._previous = None
+            return
+        value, ts = read_list(state, where, 2)
+        self._previous = (read_float(value, f"{where}[0]"), read_finite(ts, f"{where}[1]"))
+
 
 class ZScoreCheck:
     """Distance from exponentially weighted mean and variance, in standard deviations.
@@ -113,12 +154,11 @@ class ZScoreCheck:
     cannot hide itself by inflating the variance it is measured with.
     """
 
-    __slots__ = ("_direction", "_mean", "_min_samples", "_seen", "_threshold", "_var")
+    __slots__ = ("_direction", "_min_samples", "_moments", "_seen", "_threshold")
 
     def __init__(self, rule: ZScoreRule) -> None:
         alpha = 2.0 / (rule.window + 1.0)  # the usual EMA span-to-alpha mapping
-        self._mean = stats.EWMean(fading_factor=alpha)
-        self._var = stats.EWVar(fading_factor=alpha)
+        self._moments = EWMoments(alpha)
         self._threshold = rule.threshold
         self._min_samples = rule.min_samples
         self._direction = rule.direction
@@ -128,24 +168,32 @@ class ZScoreCheck:
         verdict = self._judge(value) if self._seen >= self._min_samples else None
         learned = self._bounded(value)
         if learned is not None:
-            self._mean.update(learned)
-            self._var.update(learned)
+            self._moments.update(learned)
         self._seen += 1
         return verdict
+
+    def state(self) -> Plain:
+        """The points seen and the moments learned."""
+        return {"seen": self._seen, "moments": self._moments.state()}
+
+    def load_state(self, state: Plain, where: str) -> None:
+        data = read_object(state, where)
+        self._seen = read_int(required(data, "seen", where), f"{where}.seen")
+        self._moments.load_state(required(data, "moments", where), f"{where}.moments")
 
     def _bounded(self, value: float) -> float | None:
         """What the moments learn of `value`: once the rule judges, a point beyond the
         threshold as if it sat at the threshold (one spike cannot inflate the scale that
         later points are measured with); before, nothing whose squared distance would
         overflow (one value of 1e308 made the variance infinite and the rule blind)."""
-        mean, std = self._mean.get(), math.sqrt(max(self._var.get(), 0.0))
+        mean, std = self._moments.mean, math.sqrt(max(self._moments.get(), 0.0))
         if self._seen >= self._min_samples and std > 0.0:
             limit = self._threshold * std
             return min(max(value, mean - limit), mean + limit)
         return value if abs(value - mean) < _SQUARE_SAFE else None
 
     def _judge(self, value: float) -> Check | None:
-        mean, std = self._mean.get(), math.sqrt(max(self._var.get(), 0.0))
+        mean, std = self._moments.mean, math.sqrt(max(self._moments.get(), 0.0))
         if std <= 1e-12 * max(1.0, abs(mean)):
             return None  # a constant series has no scale to measure against
         z = (value - mean) / std
@@ -156,6 +204,45 @@ class ZScoreCheck:
             value,
             lambda: (f"{_fmt(low)} .. {_fmt(high)}", f"z-score {z:.2f} (limit {_fmt(limit)})"),
         )
+
+
+class EWMoments:
+    """Exponentially weighted mean and variance: River's `stats.EWMean` and `stats.EWVar`
+    to the bit (the same operations in the same order; a unit test compares them), in
+    plain Python so that what it learned is a few plain fields (River keeps them in
+    Rust, where only a pickle reaches them). `get` is the variance, `mean` the mean."""
+
+    __slots__ = ("_alpha", "_initialized", "_keep", "_mean", "_square")
+
+    def __init__(self, alpha: float) -> None:
+        self._alpha = alpha
+        self._keep = 1.0 - alpha
+        self._initialized = False
+        self._mean = 0.0
+        self._square = 0.0  # the weighted mean of the squares
+
+    def update(self, x: float) -> None:
+        if not self._initialized:
+            self._mean, self._square, self._initialized = x, x * x, True
+            return
+        self._mean = self._alpha * x + self._keep * self._mean
+        self._square = self._alpha * (x * x) + self._keep * self._square
+
+    @property
+    def mean(self) -> float:
+        return self._mean
+
+    def get(self) -> float:
+        return self._square - self._mean * self._mean
+
+    def state(self) -> list[Plain]:
+        return [self._initialized, number(self._mean), number(self._square)]
+
+    def load_state(self, state: Plain, where: str) -> None:
+        initialized, mean, square = read_list(state, where, 3)
+        self._initialized = read_bool(initialized, f"{where}[0]")
+        self._mean = read_float(mean, f"{where}[1]")
+        self._square = read_float(square, f"{where}[2]")
 
 
 #: Distances whose square still fits a float with room for a weighted sum.

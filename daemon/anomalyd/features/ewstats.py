@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from anomalyd.plain import Plain, number, read_float, read_int, read_list, read_spread
+
 
 class RobustEW:
     __slots__ = ("_alpha", "_clip", "count", "mean", "var")
@@ -55,8 +57,13 @@ class RobustEW:
         self.mean = mean + alpha * diff
         self.var = (1.0 - alpha) * (var + step)
 
-    def __getstate__(self) -> tuple[float, float, int, float, float]:
-        return (self._alpha, self._clip, self.count, self.mean, self.var)
+    def state(self) -> list[Plain]:
+        """What it has learned, as plain values (`anomalyd.plain`): count, mean, variance.
+        Its window and clip come from the config it is built with."""
+        return [self.count, number(self.mean), number(self.var)]
 
-    def __setstate__(self, state: tuple[float, float, int, float, float]) -> None:
-        self._alpha, self._clip, self.count, self.mean, self.var = state
+    def load_state(self, state: Plain, where: str) -> None:
+        count, mean, var = read_list(state, where, 3)
+        self.count = read_int(count, f"{where}[0]")
+        self.mean = read_float(mean, f"{where}[1]")
+        self.var = read_spread(var, f"{where}[2]")

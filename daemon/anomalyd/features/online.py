@@ -12,6 +12,17 @@ from array import array
 from dataclasses import dataclass
 
 from anomalyd.features.ewstats import RobustEW
+from anomalyd.plain import (
+    Plain,
+    StateError,
+    number,
+    numbers,
+    read_floats,
+    read_object,
+    read_optional_float,
+    read_spread,
+    required,
+)
 
 _HOURS = 24
 #: A profile bucket speaks only after this many points at that hour.
@@ -87,6 +98,30 @@ class OnlineFeatures:
         self._delta.update(features.delta)
         if self._season is not None:
             self._learn_season(features.value, features.hour)
+
+    def state(self) -> dict[str, Plain]:
+        """What it has learned, as plain values (`anomalyd.plain`); window and seasonality
+        come from the config it is built with."""
+        return {
+            "level": self._level.state(),
+            "delta": self._delta.state(),
+            "season": None if self._season is None else numbers(self._season),
+            "previous": None if self._previous is None else number(self._previous),
+        }
+
+    def load_state(self, state: Plain, where: str) -> None:
+        data = read_object(state, where)
+        self._level.load_state(required(data, "level", where), f"{where}.level")
+        self._delta.load_state(required(data, "delta", where), f"{where}.delta")
+        season = required(data, "season", where)
+        if (season is None) != (self._season is None):
+            raise StateError(f"{where}.season: present exactly when seasonality is on")
+        if self._season is not None:
+            values = read_floats(season, f"{where}.season", 3 * _HOURS)
+            for i in range(2, len(values), 3):  # count, mean, var per hour
+                read_spread(values[i], f"{where}.season[{i}]")
+            self._season[:] = array("d", values)
+        self._previous = read_optional_float(required(data, "previous", where), f"{where}.previous")
 
     def _season_z(self, value: float, hour: int, floor: float) -> float:
         season = self._season

@@ -13,6 +13,11 @@ so a partition's state moves with its events.
 - Read: when partitions are assigned, before their events flow, each assigned
   partition is read from the beginning to its end; the engine resumes each stream
   from its newest snapshot.
+- Format: versioned JSON of plain fields (`decide.state_codec`), read back as data
+  into objects built from the current config: nothing in a record is run. A record
+  the engine cannot read (another version, malformed, too large) is refused, the
+  stream starts afresh, and the round logs it once (`state_snapshots_refused`). The
+  pickles of version 1 are among those: never unpickled.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
 from anomalyd.decide import Engine
+from anomalyd.decide.state_codec import PICKLE_FORMAT
 from anomalyd.worker.broker import wait_for_broker
 from anomalyd.worker.statelog import caught_up, ensure_compacted
 
@@ -125,7 +131,14 @@ class SnapshotStore(Service):
             return 0
         started = time.monotonic()
         latest = await self._read(tps)
-        restored = sum(self._engine.restore(stream, blob) for stream, blob in latest.items())
+        refused = {
+            stream: reason
+            for stream, blob in latest.items()
+            if (reason := self._engine.refusal(stream, blob)) is not None
+        }
+        restored = len(latest) - len(refused)
+        if refused:
+            _log_refused(refused, latest)
         _log.info(
             "state_restored",
             streams=restored,
@@ -167,3 +180,16 @@ class SnapshotStore(Service):
                     else:
                         latest[stream] = record.value
         return latest
+
+
+def _log_refused(refused: dict[str, str], blobs: dict[str, bytes]) -> None:
+    """Once per round: those streams start afresh. One example, cut short: a record's
+    text is not ours and could be long."""
+    stream, reason = next(iter(refused.items()))
+    _log.warning(
+        "state_snapshots_refused",
+        streams=len(refused),
+        old_format=sum(blobs[s].startswith(PICKLE_FORMAT) for s in refused),
+        example_stream=stream[:200],
+        example_reason=reason[:200],
+    )
