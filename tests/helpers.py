@@ -268,3 +268,17 @@ def webhook_receiver(httpserver: Any, name: str = "hook") -> dict[str, Any]:
     """A webhook receiver named `name` on the test HTTP server at /`name`, answering 200."""
     httpserver.expect_request(f"/{name}", method="POST").respond_with_data("ok")
     return {"type": "webhook", "name": name, "url": httpserver.url_for(f"/{name}")}
+
+
+#: 470 bytes that expand to 9**9 (387 million) strings.
+YAML_BOMB = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+)

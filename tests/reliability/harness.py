@@ -571,6 +571,19 @@ class Peak:
         return max(self.samples, default=0.0)
 
 
+async def sample_worker(
+    worker: WorkerProcess, memory: Peak, healthz: Peak, interval: float = 0.5
+) -> None:
+    """Until cancelled: the worker's RSS (MB) into `memory` and how long /healthz took to
+    answer 200 (seconds; inf for any other answer) into `healthz`."""
+    while True:
+        memory.add(rss_mb(worker.pid))
+        asked = time.monotonic()
+        status, _ = await asyncio.to_thread(worker.get, "/healthz")
+        healthz.add(time.monotonic() - asked if status == 200 else float("inf"))
+        await asyncio.sleep(interval)
+
+
 def corpus_row(
     scenario: str,
     corpus: Corpus,

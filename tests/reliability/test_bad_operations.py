@@ -34,6 +34,7 @@ from harness import (
 
 from anomalyd.worker.broker import EmbeddedBroker, free_port
 from helpers import REPO, WorkerProcess, eventually
+from helpers import YAML_BOMB as BOMB
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(180)]
 
@@ -93,18 +94,6 @@ REJECTED_BECAUSE = (
     "the file holds no config",
     "found a repeated key 'http'",
     "aliases expand the document",
-)
-
-BOMB = (
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
-    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
-    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
-    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
-    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
-    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
-    "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
 )
 
 

@@ -40,6 +40,7 @@ from harness import (
     raw_request,
     read_topic,
     rss_mb,
+    sample_worker,
     scenario_config,
     settle,
     size,
@@ -184,16 +185,7 @@ async def test_malformed_events_are_dead_lettered_and_the_valid_ones_scored(
     await worker.wait_ready()
     baseline = rss_mb(worker.pid)
     peak, healthz = Peak(), Peak()
-
-    async def sample_memory() -> None:
-        while True:  # cancelled once the run is judged
-            peak.add(rss_mb(worker.pid))
-            asked = time.monotonic()
-            status, _ = await asyncio.to_thread(worker.get, "/healthz")
-            healthz.add(time.monotonic() - asked if status == 200 else float("inf"))
-            await asyncio.sleep(0.5)
-
-    sampler = asyncio.create_task(sample_memory())
+    sampler = asyncio.create_task(sample_worker(worker, peak, healthz))
     started = time.monotonic()
     topics = config["topics"]
     await produce_fast(broker.bootstrap, topics["events"], mixed, compression="gzip")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from harness import (
     produce_fast,
     read_topic,
     rss_mb,
+    sample_worker,
     scenario_config,
     settle,
     size,
@@ -113,16 +113,7 @@ async def test_redirecting_and_endless_receivers_cost_no_page(
     await worker.wait_ready()
     baseline = rss_mb(worker.pid)
     peak, health = Peak(), Peak()
-
-    async def sample() -> None:
-        while True:  # cancelled once the run is judged
-            peak.add(rss_mb(worker.pid))
-            asked = time.monotonic()
-            status, _ = await asyncio.to_thread(worker.get, "/healthz")
-            health.add(time.monotonic() - asked if status == 200 else float("inf"))
-            await asyncio.sleep(0.25)
-
-    sampler = asyncio.create_task(sample())
+    sampler = asyncio.create_task(sample_worker(worker, peak, health, interval=0.25))
     topics = config["topics"]
     try:
         await produce_fast(broker.bootstrap, topics["events"], corpus.events)

@@ -13,19 +13,7 @@ import yaml
 from anomalyd.cli import EXIT_CONFIG, main
 from anomalyd.config import ConfigError, parse_config
 from anomalyd.config.yamlfile import MAX_BYTES, YamlProblem, load_yaml
-
-#: 470 bytes that expand to 9**9 (387 million) strings.
-BOMB = (
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
-    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
-    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
-    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
-    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
-    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
-    "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
-)
+from helpers import YAML_BOMB as BOMB
 
 
 def problems(text: str) -> list[str]:
