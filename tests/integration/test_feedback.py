@@ -75,6 +75,7 @@ async def test_labels_move_the_streams_threshold(
         model={
             "mode": "model",
             "warmup": 150,
+            "seasonality": False,  # else the model waits for a day of the stream
             "threshold": 0.5,
             "feedback": {"min_labels": 2, "step": 0.1, "max_threshold": 0.9},
         },

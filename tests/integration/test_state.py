@@ -26,8 +26,9 @@ async def test_a_restarted_worker_resumes_the_model_where_it_stopped(
         broker.bootstrap,
         rules=[],
         receivers=[webhook_receiver(httpserver)],
-        # The model alone may page, and only once it has learned 150 points.
-        model={"mode": "model", "warmup": 150, "threshold": 0.5},
+        # The model alone may page, and only once it has learned 150 points (without
+        # seasonality, it need not see a day of the stream first).
+        model={"mode": "model", "warmup": 150, "threshold": 0.5, "seasonality": False},
         state={"snapshot_interval": "1h"},  # only the shutdown flush can save the state
     )
     topic = config["topics"]["events"]
