@@ -30,9 +30,10 @@ from river import anomaly, compose, preprocessing
 
 from anomalyd.backtest import backtest
 from anomalyd.config import AnomalydConfig, load_config
-from anomalyd.domain import VALUE_FIELD, Alert, Event
+from anomalyd.domain import VALUE_FIELD, Event
 from anomalyd.evaluate.corpus import Series, load_corpus
 from anomalyd.evaluate.nab import PROFILES, nab_report, normalised, probation_rows, score_series
+from anomalyd.evaluate.pages import page_rows, pages
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "data" / "nab-dev"
@@ -43,8 +44,6 @@ ANCHORS = {
     "Numenta HTM": (75.5, 70.7, 79.0),
     "ARTime": (74.6, 66.5, 79.4),
 }
-#: Alerts about windows of data, not about a row's value.
-_NOT_PAGES = {"DataDrift"}
 DAY, WEEK = 86_400.0, 7 * 86_400.0
 
 
@@ -53,19 +52,8 @@ def events_of(series: Series) -> Iterator[Event]:
         yield Event(series.name, ts, {VALUE_FIELD: value})
 
 
-def page_rows(alerts: Sequence[Alert], timestamps: Sequence[float]) -> list[float]:
-    """1.0 on each row where an alert starts firing, 0.0 elsewhere."""
-    row_of = {ts: i for i, ts in enumerate(timestamps)}
-    rows = [0.0] * len(timestamps)
-    for alert in alerts:
-        row = row_of.get(alert.starts_at)
-        if row is not None and alert.labels.get("alertname") not in _NOT_PAGES:
-            rows[row] = 1.0
-    return rows
-
-
-def pages(config: AnomalydConfig, series: Series) -> list[float]:
-    return page_rows(backtest(config, events_of(series)).firing(), series.timestamps)
+def series_pages(config: AnomalydConfig, series: Series) -> list[float]:
+    return page_rows(backtest(config, events_of(series)).alerts, series.timestamps)
 
 
 def category_line(name: str, scored: Sequence[tuple[Series, list[float]]]) -> str:
@@ -97,7 +85,7 @@ def category_line(name: str, scored: Sequence[tuple[Series, list[float]]]) -> st
 
 def nab_table(config: AnomalydConfig, corpus: Sequence[Series]) -> None:
     started = time.perf_counter()
-    scored = [(series, pages(config, series)) for series in corpus]
+    scored = [(series, series_pages(config, series)) for series in corpus]
     elapsed = time.perf_counter() - started
     rows = sum(len(s.values) for s in corpus)
     windows = sum(len(s.windows) for s in corpus)
@@ -158,8 +146,7 @@ def control_pages(config: AnomalydConfig, kind: str, seed: int) -> list[float]:
     rng, make = random.Random(seed), CONTROLS[kind]
     stream = f"control.{seed}"
     events = (Event(stream, T0 + 60.0 * i, {VALUE_FIELD: make(rng, i)}) for i in range(MINUTES))
-    alerts = backtest(config, events).firing()
-    return [a.starts_at for a in alerts if a.labels["alertname"] not in _NOT_PAGES]
+    return [a.starts_at for a in pages(backtest(config, events).alerts)]
 
 
 def controls_table(config: AnomalydConfig, seeds: int) -> None:

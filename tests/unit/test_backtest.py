@@ -133,8 +133,9 @@ def test_the_command_writes_scores_alerts_a_plot_and_quality(
     assert "events: 400 over 1 stream(s)" in printed
     assert "AnomalyDetected  1" in printed  # --set lifted the rule above the spike
     assert "High" not in printed
-    assert "recall (windows detected): 100.0%" in printed
-    assert "NAB standard:" in printed
+    assert "pages: 1 (0.722 per stream-day)" in printed  # 400 rows of 5 minutes
+    assert "recall (windows paged): 100.0%" in printed
+    assert "NAB standard, pages:" in printed
     with (out / "scores.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 400

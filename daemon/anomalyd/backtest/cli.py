@@ -54,7 +54,7 @@ def run(config: AnomalydConfig, args: argparse.Namespace) -> int:
     print(f"wrote {scores_path} and {alerts_path}")
     windows = _windows_for(args.labels, args.input) if args.labels else []
     if args.labels:
-        _print_quality(result, config.model.threshold, windows, args.labels)
+        _print_quality(result, windows, args.labels)
     if args.plot and result.verdicts:
         from anomalyd.backtest.plot import plot
 
@@ -74,26 +74,32 @@ def _windows_for(labels_path: Path, input_path: Path) -> list[tuple[float, float
 
 
 def _print_quality(
-    result: BacktestResult, threshold: float, windows: list[tuple[float, float]], labels_path: Path
+    result: BacktestResult, windows: list[tuple[float, float]], labels_path: Path
 ) -> None:
     from anomalyd.evaluate.corpus import Series
     from anomalyd.evaluate.nab import normalised, probation_rows, score_series
+    from anomalyd.evaluate.pages import page_rows
     from anomalyd.evaluate.windows import detection_metrics
 
-    rows = [v for v in result.verdicts if v.stream == result.verdicts[0].stream]
-    timestamps, scores = [v.ts for v in rows], [v.score for v in rows]
-    flagged = [s >= threshold for s in scores]
+    stream = result.verdicts[0].stream
+    rows = [v for v in result.verdicts if v.stream == stream]
+    timestamps = [v.ts for v in rows]
+    # What people receive: a row counts where an alert starts firing (a page).
+    paged = page_rows((a for a in result.alerts if a.labels.get("stream") == stream), timestamps)
+    flagged = [p > 0.0 for p in paged]
     metrics = detection_metrics(timestamps, flagged, windows, probation=probation_rows(len(rows)))
-    print(f"labelled windows: {metrics.windows}, detected: {metrics.detected}")
-    print(f"precision (flagged rows inside a window): {_pct(metrics.precision)}")
-    print(f"recall (windows detected): {_pct(metrics.recall)}")
+    print(f"labelled windows: {metrics.windows}, paged: {metrics.detected}")
+    print(f"precision (pages inside a window): {_pct(metrics.precision)}")
+    print(f"recall (windows paged): {_pct(metrics.recall)}")
     if metrics.delays_seconds:
         print(f"detection delay: mean {metrics.mean_delay_rows:.1f} rows")
-    series = Series(rows[0].stream, timestamps, [v.value for v in rows], windows)
+    series = Series(stream, timestamps, [v.value for v in rows], windows)
     for profile in _profiles(labels_path):
-        scored = score_series(series, scores, threshold, profile)
+        scored = score_series(series, paged, 0.5, profile)
         nab = normalised(scored.raw, [series], profile)
-        print(f"NAB {profile.name}: {nab:.1f} (tp {scored.tp}, fp {scored.fp}, fn {scored.fn})")
+        print(
+            f"NAB {profile.name}, pages: {nab:.1f} (tp {scored.tp}, fp {scored.fp}, fn {scored.fn})"
+        )
 
 
 def _profiles(labels_path: Path) -> list[Profile]:

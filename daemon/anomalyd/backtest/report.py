@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from anomalyd.backtest.run import BacktestResult
+from anomalyd.evaluate.pages import pages, stream_days
 
 
 def write_outputs(result: BacktestResult, out_dir: Path) -> tuple[Path, Path]:
@@ -44,6 +45,7 @@ def summary_lines(result: BacktestResult, elapsed: float) -> list[str]:
         f"invalid: {sum(result.invalid.values())}"
         + "".join(f"  {code}={n}" for code, n in sorted(result.invalid.items())),
         f"alerts fired: {len(firing)}, resolved: {len(result.alerts) - len(firing)}",
+        _pages_line(result),
     ]
     lines += _table("per detector", Counter(a.labels.get("detector", "") for a in firing))
     lines += _table("per alertname", Counter(a.labels.get("alertname", "") for a in firing))
@@ -57,6 +59,18 @@ def summary_lines(result: BacktestResult, elapsed: float) -> list[str]:
         )
         lines += _table("drifting windows per stream", drifting)
     return lines
+
+
+def _pages_line(result: BacktestResult) -> str:
+    """Pages (alerts that start firing, drift aside) and how many a stream gets a day."""
+    spans: dict[str, tuple[float, float]] = {}
+    for v in result.verdicts:
+        first, last = spans.get(v.stream, (v.ts, v.ts))
+        spans[v.stream] = (min(first, v.ts), max(last, v.ts))
+    days = stream_days(spans.values())
+    count = len(pages(result.alerts))
+    per_day = f"{count / days:.3f} per stream-day" if days > 0 else "under a day of data"
+    return f"pages: {count} ({per_day})"
 
 
 def _table(title: str, counts: Counter[str]) -> list[str]:
