@@ -200,13 +200,11 @@ class Engine:
     def _judge_field(
         self, event: Event, stream: StreamState, field: str, value: float, changed: list[Alert]
     ) -> Verdict:
-        # One page per incident: once the field's model has learned its warm-up points,
-        # it speaks for the statistical rules (their judgement is what it does better;
-        # measured: letting the zscore rule page through a seasonal model's first day
-        # paged heavy-tailed noise 1.6 times as often), and it keeps quiet while a rule
-        # that people wrote as a threshold already pages for the field.
+        # One page per incident: once the field's model pages, it speaks for the
+        # statistical rules (their judgement is what it does better), and it keeps quiet
+        # while a rule that people wrote as a threshold already pages for the field.
         series = stream.models.get(field)
-        handover = stream.model_pages and series is not None and series.model.learned_enough
+        handover = stream.model_pages and series is not None and series.model.warm_at(event.ts)
         hits = self._apply_rules(event, stream, field, value, changed, handover)
         scored = None
         if stream.mode != "rules":

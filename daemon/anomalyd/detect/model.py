@@ -94,11 +94,6 @@ class SeriesModel:
         self._warmup = points
 
     @property
-    def learned_enough(self) -> bool:
-        """It has learned `warmup` points (it may still be waiting for a day of data)."""
-        return self.learned >= self._warmup
-
-    @property
     def warm(self) -> bool:
         return self.warm_at(self._latest)
 
