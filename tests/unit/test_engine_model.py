@@ -293,3 +293,8 @@ def test_an_overflowing_value_does_not_blind_the_model() -> None:
     fired = [i for i, a in alerts if a.status is AlertStatus.FIRING]
     assert len(fired) == 1
     assert 450 <= fired[0] < 460
+
+
+def test_an_alert_says_whether_the_value_left_the_range_seen() -> None:
+    _, alerts = replay(engine_for(MODEL_ONLY), gaussian_with_spike(1))
+    assert "beyond the range this stream has shown" in alerts[0][1].annotations["summary"]

@@ -48,7 +48,8 @@ def model_annotations(
 ) -> dict[str, str]:
     value = f"{scored.features.value:.6g}"
     where = stream if field == VALUE_FIELD else f"{stream} {field}"
-    reason = f"{value} is unusual (expected {scored.expected}), score {scored.score:.3f}"
+    why = "beyond the range this stream has shown" if scored.beyond_range else "unusual"
+    reason = f"{value} is {why} (expected {scored.expected}), score {scored.score:.3f}"
     return {
         "summary": f"{where}: {reason}",
         "description": (
