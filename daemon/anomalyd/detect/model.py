@@ -99,14 +99,17 @@ class SeriesModel:
 
     def warm_at(self, ts: float) -> bool:
         """Whether the model may page a point at event time `ts`."""
-        seen_for = 0.0 if self._since is None else ts - self._since
-        return self.learned >= self._warmup and seen_for >= self._cycle
+        return self.learned >= self._warmup and self._seen_for(ts) >= self._cycle
 
     @property
     def warmup_progress(self) -> float:
         points = self.learned / self._warmup
-        seen_for = 0.0 if self._since is None else self._latest - self._since
-        return min(1.0, points, seen_for / self._cycle if self._cycle else 1.0)
+        seen = self._seen_for(self._latest) / self._cycle if self._cycle else 1.0
+        return min(1.0, points, seen)
+
+    def _seen_for(self, ts: float) -> float:
+        """Event time from the stream's first event to `ts`."""
+        return 0.0 if self._since is None else ts - self._since
 
     def state(self) -> dict[str, Plain]:
         """What it has learned, as plain values (`anomalyd.plain`). Its shape (detector,
