@@ -17,6 +17,7 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,15 +28,19 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * 4096
 
 
-def measure(streams: int, events: int, detector: str, cadence: float) -> dict[str, object]:
+def measure(
+    streams: int,
+    events: int,
+    cadence: float,
+    config_path: Path = REPO / "config" / "anomalyd.yaml",
+    overrides: Sequence[str] = (),
+) -> dict[str, object]:
     """Runs in the child process: the whole pipeline, engine and drift monitor."""
     from anomalyd.config import load_config
     from anomalyd.domain import VALUE_FIELD, Event
     from anomalyd.pipeline import Pipeline
 
-    config = load_config(
-        REPO / "config" / "anomalyd.yaml", overrides=[f"model.detector={detector}"]
-    )
+    config = load_config(config_path, overrides=list(overrides))
     pipeline = Pipeline(config)
     rng = random.Random(1)
     names = [f"stream.{i}" for i in range(streams)]
@@ -48,7 +53,7 @@ def measure(streams: int, events: int, detector: str, cadence: float) -> dict[st
     after = _rss_bytes()
     snapshot = pipeline.engine.snapshot(names[0]) or b""
     return {
-        "detector": detector,
+        "detector": config.model.detector,
         "streams": streams,
         "events_per_stream": events,
         "bytes_per_stream": round((after - before) / streams),
@@ -63,17 +68,25 @@ def run(events: int = 3) -> list[dict[str, object]]:
     plan = [(n, events, "robust", 60.0) for n in (1_000, 10_000, 100_000)]
     plan += [(1_000, events, kind, 60.0) for kind in ("gaussian", "sad", "hst")]
     plan += [(1_000, 1_500, "robust", 1.0)]
-    results = []
-    for streams, count, detector, cadence in plan:
-        child = [str(streams), str(count), detector, str(cadence)]
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", *child],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        results.append(json.loads(out.stdout))
-    return results
+    config = REPO / "config" / "anomalyd.yaml"
+    return [
+        measure_apart(streams, count, cadence, config, [f"model.detector={detector}"])
+        for streams, count, detector, cadence in plan
+    ]
+
+
+def measure_apart(
+    streams: int, events: int, cadence: float, config: Path, overrides: Sequence[str]
+) -> dict[str, object]:
+    """`measure` in a fresh process, so nothing else this process holds is counted."""
+    child = [str(streams), str(events), str(cadence), str(config), *overrides]
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *child],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout))
 
 
 def main() -> None:
@@ -81,11 +94,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=3, help="events per fresh stream")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        streams, events, detector, cadence = args.child
-        print(json.dumps(measure(int(streams), int(events), detector, float(cadence))))
+        streams, events, cadence, config, *overrides = args.child
+        result = measure(int(streams), int(events), float(cadence), Path(config), overrides)
+        print(json.dumps(result))
         return
     results = run(args.events)
     print(f"{'detector':<10} {'streams':>8} {'events':>7} {'KB/stream':>10} {'snapshot B':>11}")

@@ -13,6 +13,11 @@ NAB's probation) per stream-day. Beside them: the published detectors' figures o
 same 41 files, a plain River baseline (MinMaxScaler -> HalfSpaceTrees, NAB's usual
 per-row reading with its best threshold), and seeded synthetic controls at one event a
 minute for 14 days (false pages per stream-week; pages per level shift).
+
+Then each detector behind the model's protocol, and each half of the default score
+alone, on the same files with the same config otherwise: quality, µs per event of the
+whole pipeline (engine and drift monitor, one core) and KB per stream in steady state
+(`bench_memory`: a warm model and a full drift reference; skip with --no-detectors).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import bench_memory
 from river import anomaly, compose, preprocessing
 
 from anomalyd.backtest import backtest
@@ -108,6 +114,38 @@ def nab_table(config: AnomalydConfig, corpus: Sequence[Series]) -> None:
     print(f"anomalyd: {1e6 * elapsed / rows:.1f} µs per event (the whole engine, one core)")
 
 
+#: Variants of the default config: each detector, and each half of the default score.
+DETECTORS: dict[str, list[str]] = {
+    "robust (default)": [],
+    "robust, likelihood only": ["model.range_tolerance=100"],
+    "robust, extremes only": ["model.threshold=1.0"],
+    "gaussian": ["model.detector=gaussian"],
+    "sad": ["model.detector=sad"],
+    "hst": ["model.detector=hst"],
+}
+#: Streams of the steady-state memory measurement (HalfSpaceTrees: ~1.25 MB each).
+_MEMORY_STREAMS = 200
+
+
+def detectors_table(config_path: Path, overrides: list[str], corpus: Sequence[Series]) -> None:
+    print("\ndetectors, each with the rest of the config as given; pages only")
+    print(
+        f"{'detector':<24} {'std':>7} {'low FP':>7} {'low FN':>7} {'caught':>9}"
+        f" {'delay min':>8} {'FP pages':>6} {'/stream-day':>9} {'µs/event':>9} {'KB/stream':>9}"
+    )
+    rows = sum(len(s.values) for s in corpus)
+    for name, extra in DETECTORS.items():
+        config = load_config(config_path, overrides=[*overrides, *extra])
+        started = time.perf_counter()
+        scored = [(series, series_pages(config, series)) for series in corpus]
+        micros = 1e6 * (time.perf_counter() - started) / rows
+        memory = bench_memory.measure_apart(
+            _MEMORY_STREAMS, 1_500, 1.0, config_path, [*overrides, *extra]
+        )
+        kb = int(memory["bytes_per_stream"]) / 1024  # type: ignore[call-overload]
+        print(f"{category_line(name, scored)} {micros:9.1f} {kb:9.1f}")
+
+
 def river_hst(series: Series) -> list[float]:
     model = compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=42))
     scores = []
@@ -173,10 +211,14 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "config" / "anomalyd.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per synthetic control")
+    parser.add_argument("--no-detectors", action="store_true", help="skip the table of detectors")
     args = parser.parse_args()
     config = load_config(args.config, overrides=args.overrides)
-    nab_table(config, load_corpus(CORPUS))
+    corpus = load_corpus(CORPUS)
+    nab_table(config, corpus)
     controls_table(config, args.seeds)
+    if not args.no_detectors:
+        detectors_table(args.config, args.overrides, corpus)
 
 
 if __name__ == "__main__":
