@@ -81,3 +81,44 @@ def test_the_zscore_rule_pages_only_while_the_model_warms_up(config: AnomalydCon
         return gaussian(rng, i) + (80.0 if i in (100, DAY) else 0.0)
 
     assert pages(config, spikes, 2 * DAY) == [(100, "UnusualValue"), (DAY, "AnomalyDetected")]
+
+
+def spike_then_shift(rng: random.Random, i: int) -> float:
+    """A +12 sd spike beyond the range on day 2, then a +3 sd level shift from day 3."""
+    return gaussian(rng, i) + (60.0 if i == DAY + 100 else 0.0) + (15.0 if i >= 2 * DAY else 0.0)
+
+
+SPIKE, SHIFT = DAY + 100, 2 * DAY
+
+
+@pytest.mark.parametrize(
+    ("variant", "seed", "expected"),
+    [
+        # The default: extremes page the spike, the likelihood the sustained shift.
+        ("robust", 0, [SPIKE, SHIFT + 6]),
+        ("robust", 1, [SPIKE, SHIFT + 4]),
+        # Each half alone: the likelihood does not page one point, the extremes do not
+        # page a shift that stays inside the range.
+        ("robust model.range_tolerance=100", 0, [SHIFT + 6]),
+        ("robust model.range_tolerance=100", 1, [SHIFT + 4]),
+        ("robust model.threshold=1.0", 0, [SPIKE]),
+        ("robust model.threshold=1.0", 1, [SPIKE]),
+        # River's detectors behind the same likelihood and extremes: all page the spike;
+        # only the Gaussian scorer sees the +3 sd shift, and not on every seed.
+        ("gaussian", 0, [SPIKE, SHIFT + 9]),
+        ("gaussian", 1, [SPIKE]),
+        ("sad", 0, [SPIKE]),
+        ("sad", 1, [SPIKE]),
+        ("hst", 0, [SPIKE]),
+        ("hst", 1, [SPIKE]),
+    ],
+)
+def test_each_detector_pages_exactly_these_points(
+    variant: str, seed: int, expected: list[int]
+) -> None:
+    detector, *settings = variant.split()
+    overrides = ["drift.enabled=false", f"model.detector={detector}", *settings]
+    config = load_config(EXAMPLE, overrides=overrides)
+    fired = pages(config, spike_then_shift, 3 * DAY, seed)
+    assert fired == [(i, "AnomalyDetected") for i in expected]
+    assert pages(config, gaussian, 3 * DAY, seed) == []  # and the same noise without them
