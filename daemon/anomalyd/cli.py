@@ -73,6 +73,20 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between injected anomalies (default 60)",
     )
     demo.add_argument("--seed", type=int, default=7)
+
+    from anomalyd import routetest, send
+
+    sender = command("send", send.HELP)
+    with_config(sender)
+    send.add_arguments(sender)
+
+    routes = command("routes", "Inspect the routing tree.")
+    routes_commands = routes.add_subparsers(dest="routes_command", required=True, metavar="COMMAND")
+    routes_test = routes_commands.add_parser(
+        "test", help=routetest.HELP, description=routetest.HELP
+    )
+    with_config(routes_test)
+    routetest.add_arguments(routes_test)
     return parser
 
 
@@ -103,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backtest_cli.run(config, args)
     if args.command == "demo":
         return _demo(config, args.rate, args.duration, args.seed, args.anomaly_every)
+    if args.command == "send":
+        return _send(config, args)
+    if args.command == "routes":
+        from anomalyd import routetest
+
+        return routetest.run(config, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -131,6 +151,20 @@ def _broker(config: AnomalydConfig, port: int | None) -> int:
 
     configure_logging(config.app.log_level)
     return run_broker_forever(config.kafka.embedded.host, port or config.kafka.embedded.port)
+
+
+def _send(config: AnomalydConfig, args: argparse.Namespace) -> int:
+    from anomalyd import send
+    from anomalyd.worker.logs import configure_logging
+
+    configure_logging(config.app.log_level)
+    try:
+        return send.run(config, args)
+    except ConnectionError as error:
+        print(f"send: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
 
 
 def _demo(

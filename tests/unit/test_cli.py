@@ -68,7 +68,10 @@ def test_check_config_reports_each_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert f"{bad}: 1 problem(s)" in captured.err
 
 
-@pytest.mark.parametrize("command", [[], ["worker"], ["check-config"], ["broker"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["worker"], ["check-config"], ["broker"], ["demo"], ["send"], ["routes", "test"]],
+)
 def test_help_works_for_every_command(command: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "anomalyd", *command, "--help"],
