@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from anomalyd.config import template
 from anomalyd.config.detection import ModelSection, StateSection
 from anomalyd.config.drift import DriftSection
 from anomalyd.config.durations import Duration
@@ -178,11 +179,67 @@ class HttpSection(_Strict):
         return secret
 
 
+#: Labels the daemon sets on every alert itself: a rule sets severity with `severity:`.
+RESERVED_RULE_LABELS = frozenset({"alertname", "stream", "severity", "detector", "field"})
+#: Annotations programs read back (feedback, drift, config versions): not a rule's to set.
+RESERVED_ANNOTATIONS = frozenset(
+    {
+        "detector",
+        "rule",
+        "model",
+        "drift",
+        "config_version",
+        "feedback_true_positive",
+        "feedback_false_positive",
+    }
+)
+_TEMPLATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+#: A rendered label is cut to what an event label may hold; an annotation to this.
+MAX_LABEL_CHARS = 1024
+MAX_ANNOTATION_CHARS = 4096
+
+
+def _templates(
+    items: dict[str, str], what: str, reserved: frozenset[str], *, allow_value: bool
+) -> dict[str, str]:
+    for name, text in items.items():
+        if not _TEMPLATE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a {what} name ([A-Za-z_][A-Za-z0-9_]*)")
+        if name in reserved:
+            raise ValueError(f"{what} {name!r} is set by anomalyd itself")
+        problem = template.check(text, allow_value=allow_value)
+        if problem is not None:
+            raise ValueError(f"{what} {name!r}: {problem}")
+    return items
+
+
 class _RuleBase(_Strict):
     name: str = Field(pattern=_NAME, description="Becomes the alertname label.")
     streams: list[str] = Field(["*"], min_length=1, description="Globs over stream names.")
     severity: Severity = Severity.WARNING
     summary: str | None = Field(None, max_length=500)
+    labels: dict[str, Annotated[str, Field(max_length=MAX_LABEL_CHARS)]] = Field(
+        {}, max_length=32, description="Added to the alert's labels (routing sees them)."
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=MAX_ANNOTATION_CHARS)]] = Field(
+        {}, max_length=32, description="Added to the alert's annotations, e.g. runbook_url."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return _templates(labels, "label", RESERVED_RULE_LABELS, allow_value=False)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
+        return _templates(annotations, "annotation", RESERVED_ANNOTATIONS, allow_value=True)
+
+    @model_validator(mode="after")
+    def _one_summary(self) -> _RuleBase:
+        if self.summary is not None and "summary" in self.annotations:
+            raise ValueError("set the summary once: `summary:` or `annotations.summary`")
+        return self
 
 
 class _ValueRule(_RuleBase):
