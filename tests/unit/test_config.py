@@ -144,7 +144,7 @@ def test_top_level_keys_must_be_text(text: str) -> None:
 def test_a_non_text_section_is_listed_with_the_other_problems() -> None:
     assert problems("{app: {bogus: 1}, 3: x}") == [
         "3: a section name must be text",
-        "app.bogus: Extra inputs are not permitted",
+        "app.bogus: Extra inputs are not permitted (config line 1)",
     ]
 
 
@@ -223,8 +223,14 @@ def test_a_missing_variable_is_a_listed_problem() -> None:
     listed = problems(
         "app: {data_dir: '${NOPE}'}\nreceivers: [{type: webhook, name: w, url: 'http://${H}/'}]"
     )
-    assert "app.data_dir: environment variable NOPE is not set (use ${NOPE:-default})" in listed
-    assert "receivers[0].url: environment variable H is not set (use ${H:-default})" in listed
+    assert (
+        "app.data_dir: environment variable NOPE is not set (use ${NOPE:-default}) (config line 1)"
+        in listed
+    )
+    assert (
+        "receivers[0].url: environment variable H is not set (use ${H:-default}) (config line 2)"
+        in listed
+    )
 
 
 def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,7 +312,7 @@ def test_an_unknown_override_key_is_an_error(monkeypatch: pytest.MonkeyPatch) ->
 )
 def test_unknown_keys_anywhere_are_errors(text: str, path: str) -> None:
     [problem] = problems(text)
-    assert problem == f"{path}: Extra inputs are not permitted"
+    assert problem == f"{path}: Extra inputs are not permitted (config line 1)"
 
 
 def test_many_mistakes_are_all_listed_with_their_paths() -> None:
@@ -394,12 +400,18 @@ def test_duplicate_rule_names_are_rejected() -> None:
         "rules: [{name: a, type: above, threshold: 1}, {name: b, type: absence, for: 1},"
         " {name: a, type: below, threshold: 1}]"
     )
-    assert listed == ["(top level): Value error, rule names must be unique; repeated: a"]
+    assert listed == [
+        "rules[2].name: rule name 'a' is repeated (rules[0] has it):"
+        " names must be unique (config line 1)"
+    ]
 
 
 def test_duplicate_receiver_names_are_rejected() -> None:
     listed = problems("receivers: [{name: a, type: log}, {name: a, type: log}]")
-    assert listed == ["(top level): Value error, receiver names must be unique; repeated: a"]
+    assert listed == [
+        "receivers[1].name: receiver name 'a' is repeated (receivers[0] has it):"
+        " names must be unique (config line 1)"
+    ]
 
 
 def test_same_name_for_a_rule_and_a_receiver_is_fine() -> None:

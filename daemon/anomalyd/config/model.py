@@ -319,6 +319,23 @@ class DeliverySection(_Strict):
         return self
 
 
+def name_problems(
+    rule_names: list[str], receiver_names: list[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Names other parts refer to must be unique: each repeat, at its place."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for kind, section, names in (
+        ("rule", "rules", rule_names),
+        ("receiver", "receivers", receiver_names),
+    ):
+        for i, name in enumerate(names):
+            first = names.index(name)
+            if first < i:
+                text = f"{kind} name {name!r} is repeated ({section}[{first}] has it)"
+                problems.append(((section, i, "name"), f"{text}: names must be unique"))
+    return problems
+
+
 class AnomalydConfig(BaseSettings):
     """The whole file. Every section has working defaults except rules and receivers.
 
@@ -360,13 +377,15 @@ class AnomalydConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _unique_names(self) -> AnomalydConfig:
-        for kind, names in (
-            ("rule", [rule.name for rule in self.rules]),
-            ("receiver", [receiver.name for receiver in self.receivers]),
-        ):
-            duplicates = sorted({name for name in names if names.count(name) > 1})
-            if duplicates:
-                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
+        problems = name_problems(
+            [rule.name for rule in self.rules], [receiver.name for receiver in self.receivers]
+        )
+        if problems:
+            details = [
+                InitErrorDetails(type=PydanticCustomError("unique", text), loc=loc, input=None)
+                for loc, text in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, details)
         return self
 
     @classmethod
