@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -211,6 +212,10 @@ def _demo(
     from anomalyd.worker.logs import configure_logging
 
     configure_logging(config.app.log_level)
+    # Started in the background by a shell (`make run`), Python inherits SIGINT ignored;
+    # take it back, so that Ctrl-C stops the demo with the worker, while the broker the
+    # worker runs is still there to flush to, not after (a storm of client errors).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     bootstrap = ",".join(config.kafka.bootstrap)
     try:
         asyncio.run(
