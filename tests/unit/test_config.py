@@ -558,3 +558,32 @@ def test_parse_duration_is_a_number_or_a_value_error(raw: object) -> None:
     except ValueError:
         return
     assert 0 <= seconds < float("inf")
+
+
+# --- where a problem came from ------------------------------------------------------------------
+
+
+def test_key_lines_follow_the_document_and_skip_what_aliases_bring() -> None:
+    from anomalyd.config.yamlfile import key_lines
+
+    text = "base: &b {port: 1}\nhttp:\n  <<: *b\n  bind: x\nrules:\n  - name: a\n  - name: b\n"
+    lines = key_lines(text)
+    assert lines[("http", "bind")] == 4
+    assert lines[("rules", 1)] == 7
+    assert lines[("rules", 1, "name")] == 7
+    assert ("http", "port") not in lines  # brought in by the merge: blamed on `http` (line 2)
+    assert lines[("http",)] == 2
+
+
+@pytest.mark.parametrize("path", ["rules[0].threshold", "a", "kafka.embedded.port", "x[1][2]"])
+def test_problem_paths_parse_back(path: str) -> None:
+    from anomalyd.config.origins import format_path, parse_path
+
+    parsed = parse_path(path)
+    assert parsed is not None
+    assert format_path(parsed) == path
+
+
+def test_a_problem_inside_a_merged_mapping_is_blamed_on_its_nearest_written_key() -> None:
+    listed = problems("base: &b {port: nope}\nhttp:\n  <<: *b\n")
+    assert any(p.startswith("http.port:") and p.endswith("(config line 2)") for p in listed)

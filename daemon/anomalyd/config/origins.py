@@ -123,7 +123,7 @@ class Origins:
 
 
 def _json_kind(messages: list[str]) -> str | None:
-    """ "list" or "mapping" when pydantic says a value given as text should be one."""
+    """What pydantic says a value given as text should have been: list, mapping, or None."""
     if any("valid list" in text or "valid array" in text for text in messages):
         return "list"
     if any("valid dictionary" in text for text in messages):
