@@ -106,7 +106,8 @@ def parse_config(
     raw = {key: value for key, value in raw.items() if isinstance(key, str) and key not in ignore}
     expanded = _expand(raw, environ, path="", problems=problems)
     problems = [origins.blame_text(problem) for problem in problems]
-    problems.extend(_apply_overrides(expanded, overrides, origins))
+    origins.sets, set_problems = _apply_overrides(expanded, overrides)
+    problems.extend(set_problems)
     problems.extend(stray_env_problems(origins.env, AnomalydConfig.model_fields))
     config = _validate(expanded, origins, problems)
     if receiver_check is not None:
@@ -140,8 +141,9 @@ def _validate(
 
 
 def _apply_overrides(
-    expanded: dict[str, Any], overrides: Sequence[str], origins: Origins
-) -> list[str]:
+    expanded: dict[str, Any], overrides: Sequence[str]
+) -> tuple[dict[Location, str], list[str]]:
+    """Apply each `--set`: the paths set (with the key as written), and the problems."""
     problems = []
     sets: dict[Location, str] = {}
     for override in overrides:
@@ -150,8 +152,7 @@ def _apply_overrides(
             problems.append(problem)
         elif keys:
             sets[tuple(keys)] = override.partition("=")[0].strip()
-    origins.sets = sets
-    return problems
+    return sets, problems
 
 
 def _cross_problems(raw: dict[str, Any]) -> list[tuple[Location, str]]:
