@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv with the daemon and its dev tools
 
 run: $(STAMP)  ## the daemon on the embedded broker, with demo traffic; alerts print to the console
-	@# A background job of a non-interactive shell ignores SIGINT: stop the demo ourselves.
+	@# A background job of a non-interactive shell starts with SIGINT ignored: the demo takes
+	@# it back (Ctrl-C stops it with the worker); the trap stops it on any other exit.
 	@$(BIN)/anomalyd demo --config $(CONFIG) --anomaly-every 20 & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/anomalyd worker --config $(CONFIG)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 
 from anomalyd import __version__
-from anomalyd.config import AnomalydConfig, ConfigError, load_config
+from anomalyd.config import AnomalydConfig, ConfigError, load_config, parse_config
 from anomalyd.validate import load_checked
 
 EXIT_OK = 0
@@ -19,6 +20,15 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 78
 
 DEFAULT_CONFIG = "config/anomalyd.yaml"
+#: The config sections each command uses (the worker: all). The others are not read, so
+#: a command runs without, say, the receivers' secrets it never needs.
+USES: dict[str, frozenset[str]] = {
+    "broker": frozenset({"app", "kafka"}),
+    "demo": frozenset({"app", "kafka", "topics"}),
+    "send": frozenset({"app", "kafka", "topics", "ingest"}),
+    "backtest": frozenset({"app", "ingest", "rules", "model", "drift", "alerting"}),
+    "routes": frozenset({"app", "receivers", "route"}),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,10 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     def with_config(sub: argparse.ArgumentParser) -> None:
+        # None when not given: backtest tells "not given" from "given and missing".
         sub.add_argument(
-            "--config",
-            default=os.environ.get("ANOMALYD_CONFIG", DEFAULT_CONFIG),
-            help=f"config file (default: $ANOMALYD_CONFIG or {DEFAULT_CONFIG})",
+            "--config", help=f"config file (default: $ANOMALYD_CONFIG or {DEFAULT_CONFIG})"
         )
 
     with_config(command("worker", "Run the daemon: consume events, score them, push alerts."))
@@ -45,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     check = command("check-config", "Validate config files; print every problem; exit 78 if any.")
     check.add_argument("paths", nargs="*", help="files to check (default: --config)")
     with_config(check)
+    check.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key as `backtest --set` does (repeatable)",
+    )
 
     broker = command("broker", "Run the embedded Kafka-compatible broker alone, in the foreground.")
     with_config(broker)
@@ -73,28 +90,40 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between injected anomalies (default 60)",
     )
     demo.add_argument("--seed", type=int, default=7)
+
+    from anomalyd import routetest, send
+
+    sender = command("send", send.HELP)
+    with_config(sender)
+    send.add_arguments(sender)
+
+    routes = command("routes", "Inspect the routing tree.")
+    routes_commands = routes.add_subparsers(dest="routes_command", required=True, metavar="COMMAND")
+    routes_test = routes_commands.add_parser(
+        "test", help=routetest.HELP, description=routetest.HELP
+    )
+    with_config(routes_test)
+    routetest.add_arguments(routes_test)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
-        return _check_config(args.paths or [args.config])
+        return _check_config(args.paths or [config_path(args)], args.overrides)
     if args.command == "verify-webhook":
         from anomalyd import verify_webhook
 
         return verify_webhook.run(args, time.time())
-    # The worker builds its receivers: check them as check-config does, before it starts.
-    load = load_checked if args.command == "worker" else load_config
     try:
-        config = load(args.config, overrides=getattr(args, "overrides", ()))
+        config = _load(args)
     except ConfigError as error:
         _print_problems(error)
         return EXIT_CONFIG
     if args.command == "worker":
         from anomalyd.worker.run import run_worker
 
-        return run_worker(config, args.config)
+        return run_worker(config, config_path(args))
     if args.command == "broker":
         return _broker(config, args.port)
     if args.command == "backtest":
@@ -103,14 +132,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backtest_cli.run(config, args)
     if args.command == "demo":
         return _demo(config, args.rate, args.duration, args.seed, args.anomaly_every)
+    if args.command == "send":
+        return _send(config, args)
+    if args.command == "routes":
+        from anomalyd import routetest
+
+        return routetest.run(config, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _check_config(paths: Sequence[str]) -> int:
+def config_path(args: argparse.Namespace) -> str:
+    given: str | None = args.config
+    return given or os.environ.get("ANOMALYD_CONFIG") or DEFAULT_CONFIG
+
+
+def _load(args: argparse.Namespace) -> AnomalydConfig:
+    """The config a command runs on, checked as far as the command uses it."""
+    overrides = getattr(args, "overrides", ())
+    if args.command == "worker":
+        # The worker builds its receivers: check them as check-config does, before it starts.
+        return load_checked(config_path(args), overrides=overrides)
+    ignore = set(AnomalydConfig.model_fields) - USES[args.command]
+    path = config_path(args)
+    if args.command == "backtest" and _no_config_given(args) and not os.path.exists(path):
+        print(f"backtest: no {path}: running on the defaults (see --config)", file=sys.stderr)
+        return parse_config("{}", source="defaults", overrides=overrides)
+    return load_config(path, overrides=overrides, ignore=ignore)
+
+
+def _no_config_given(args: argparse.Namespace) -> bool:
+    return args.config is None and not os.environ.get("ANOMALYD_CONFIG")
+
+
+def _check_config(paths: Sequence[str], overrides: Sequence[str] = ()) -> int:
     failed = False
     for path in paths:
         try:
-            config = load_checked(path)
+            config = load_checked(path, overrides=overrides)
         except ConfigError as error:
             _print_problems(error)
             failed = True
@@ -133,6 +191,20 @@ def _broker(config: AnomalydConfig, port: int | None) -> int:
     return run_broker_forever(config.kafka.embedded.host, port or config.kafka.embedded.port)
 
 
+def _send(config: AnomalydConfig, args: argparse.Namespace) -> int:
+    from anomalyd import send
+    from anomalyd.worker.logs import configure_logging
+
+    configure_logging(config.app.log_level)
+    try:
+        return send.run(config, args)
+    except ConnectionError as error:
+        print(f"send: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
 def _demo(
     config: AnomalydConfig, rate: float, duration: float | None, seed: int, anomaly_every: float
 ) -> int:
@@ -140,6 +212,10 @@ def _demo(
     from anomalyd.worker.logs import configure_logging
 
     configure_logging(config.app.log_level)
+    # Started in the background by a shell (`make run`), Python inherits SIGINT ignored;
+    # take it back, so that Ctrl-C stops the demo with the worker, while the broker the
+    # worker runs is still there to flush to, not after (a storm of client errors).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     bootstrap = ",".join(config.kafka.bootstrap)
     try:
         asyncio.run(

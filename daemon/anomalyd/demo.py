@@ -189,7 +189,7 @@ async def produce_demo(
     """
     if rate_per_s <= 0:
         raise ValueError("rate_per_s must be positive")
-    producer = await _connect(bootstrap, connect_deadline_s)
+    producer = await connect_producer(bootstrap, connect_deadline_s)
     try:
         start = clock()
         until = None if duration_s is None else start + duration_s
@@ -210,7 +210,7 @@ async def _accepts_connections(bootstrap: str) -> bool:
     return True
 
 
-async def _connect(bootstrap: str, deadline_s: float) -> AIOKafkaProducer:
+async def connect_producer(bootstrap: str, deadline_s: float) -> AIOKafkaProducer:
     """A started producer; retries while the worker may still be starting the broker."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s

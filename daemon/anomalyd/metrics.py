@@ -3,13 +3,47 @@ test process can build several apps without duplicate-series errors)."""
 
 from __future__ import annotations
 
+import platform
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from anomalyd import __version__
+from anomalyd.domain import FeedbackLabel
+from anomalyd.drift.episode import Status as DriftStatus
+from anomalyd.ingest.parse import INVALID_EVENT_CODES
+
+#: Values of `anomalyd_event_errors_total{reason}` (see its help).
+EVENT_ERROR_REASONS = (
+    "judge_error",
+    "invalid_internal",
+    "unforwardable",
+    "dead_letter_truncated",
+    "dead_letter_failed",
+    "dead_letter_lost",
+)
+#: Delivery outcomes every receiver can have; others (http_503, smtp_421) appear when seen.
+DELIVERY_OUTCOMES = ("ok", "timeout", "connection")
+#: Why dedup lets a notification out (`notify.dedup.Reason`, which imports this module).
+NOTIFICATION_REASONS = (
+    "first_notification",
+    "new_alerts",
+    "some_resolved",
+    "all_resolved",
+    "repeat_interval",
+)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -151,12 +185,67 @@ class Metrics:
         )
         for outcome in ("ok", "rejected", "restart_needed"):  # 0 from the start, for rate()
             self.config_reloads.labels(outcome)
+        self.build_info = Gauge(
+            "anomalyd_build_info",
+            "1, labelled with the anomalyd version and the Python that runs it.",
+            ["version", "python_version", "python_implementation"],
+            registry=r,
+        )
+        self.build_info.labels(
+            __version__, platform.python_version(), platform.python_implementation()
+        ).set(1)
+        self._process_collectors(r)
+        self._zero_known_labels()
         self.config_version = Gauge(
             "anomalyd_config_version_info",
             "1 for the version of the config in force (see set_config_version).",
             ["version"],
             registry=r,
         )
+
+    @staticmethod
+    def _process_collectors(registry: CollectorRegistry) -> None:
+        """process_* (memory, CPU, file descriptors), python_info and python_gc_*, as
+        every Prometheus client exports them by default (our registry is not the default)."""
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        # GCCollector is a no-op on Pythons without gc.get_stats; the default registry
+        # holds one already, which is where GC_COLLECTOR comes from.
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=registry)
+
+    def _zero_known_labels(self) -> None:
+        """Every series whose label values are known in advance, at 0 from the start:
+        `increase()` and `rate()` see the first event only if a 0 came before it."""
+        for code in INVALID_EVENT_CODES:
+            self.invalid_events.labels(code)
+        for reason in EVENT_ERROR_REASONS:
+            self.event_errors.labels(reason)
+        for reason in ("key", "partition", "topic"):
+            self.rekeyed.labels(reason)
+        for status in ("firing", "resolved"):
+            for detector in ("rules", "model", "drift"):
+                self.alerts.labels(status, detector)
+        for via in ("write", "read"):
+            self.alerts_taken.labels(via)
+        for drift_status in DriftStatus:
+            self.drift_windows.labels(drift_status.value)
+        for detector in ("rules", "model"):
+            for label in FeedbackLabel:
+                self.feedback.labels(detector, label.value)
+        for direction in ("up", "down"):
+            self.threshold_adaptations.labels(direction)
+
+    def know_receivers(self, names: Iterable[str]) -> None:
+        """The configured receivers' series at 0 (a receiver added by a reload too):
+        the first dead letter or failed delivery then shows in `increase()`."""
+        for name in names:
+            self.dead_lettered.labels(name)
+            self.delivery_seconds.labels(name)
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(name, outcome)
+            for reason in NOTIFICATION_REASONS:
+                self.notifications.labels(name, reason)
 
     def set_config_version(self, version: str) -> None:
         """The config in force is now `version`: one series, the old one gone."""

@@ -685,7 +685,12 @@ async def test_live_metrics_pass_promtool_and_export_what_dashboard_and_rules_us
         status, body = worker.get("/metrics")
         text = body.decode()
         exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines()}
-        if status == 200 and needed <= exposed and "anomalyd_delivery_seconds_bucket" in text:
+        # Every series is there from the start (at 0): wait for the counts themselves.
+        counted = (
+            'anomalyd_notifications_dead_lettered_total{receiver="broken"} 1.0' in text
+            and 'anomalyd_invalid_events_total{reason="invalid_json"} 1.0' in text
+        )
+        if status == 200 and needed <= exposed and counted:
             return text
         return None
 
@@ -701,6 +706,52 @@ async def test_live_metrics_pass_promtool_and_export_what_dashboard_and_rules_us
     assert "error while linting" not in result.stderr + result.stdout, result.stderr
     lint = sorted(set((result.stdout + result.stderr).strip().splitlines()))
     assert result.returncode == 0, "promtool check metrics:\n" + "\n".join(lint)
+
+
+_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?")
+_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+#: Labels Prometheus adds (job, instance) or whose values a deployment picks.
+_DEPLOYMENT_LABELS = frozenset({"job", "instance", "receiver", "topic", "partition"})
+
+
+def series_key(text: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    """A series' name and labels, with the deployment's own label values blanked."""
+    found = _SERIES.match(text.strip())
+    assert found is not None, text
+    pairs = _PAIR.findall(found.group(2) or "")
+    return found.group(1), frozenset(
+        (name, "*" if name in _DEPLOYMENT_LABELS else value)
+        for name, value in pairs
+        if name not in ("job", "instance")
+    )
+
+
+def rule_test_series() -> set[str]:
+    [doc] = yaml_docs(DEPLOY / "prometheus" / "anomalyd-rules.test.yml")
+    return {
+        series["series"]
+        for test in doc["tests"]
+        for series in test["input_series"]
+        if series["series"].startswith("anomalyd_")
+    }
+
+
+@pytest.mark.integration
+async def test_the_rule_tests_are_fed_series_a_fresh_worker_exports(
+    worker: WorkerProcess,
+) -> None:
+    """promtool's input series are ones a worker exports before anything happened (a
+    counter at 0 from the start: `increase()` sees its first event), not made up."""
+    await worker.wait_ready()
+    status, body = worker.get("/metrics")
+    assert status == 200
+    lines = [line for line in body.decode().splitlines() if line and not line.startswith("#")]
+    exported = {series_key(line.rsplit(" ", 1)[0]) for line in lines}
+    missing = sorted(s for s in rule_test_series() if series_key(s) not in exported)
+    assert not missing, f"the rule tests feed series no worker exports: {missing}"
+    # A receiver that never failed: its dead-letter counter is there, at 0.
+    assert 'anomalyd_notifications_dead_lettered_total{receiver="console"} 0.0' in lines
+    assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
 
 
 @pytest.mark.integration

@@ -105,6 +105,48 @@ async def test_critical_alerts_page_and_the_rest_go_to_tickets(
     assert tickets[0]["groupKey"].startswith("{}:")
 
 
+async def test_a_rules_team_label_routes_it_and_its_runbook_url_reaches_the_webhook(
+    broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """Rule `labels:` are routed on; rule `annotations:`, rendered, arrive in the payload."""
+    rule = {
+        **CRITICAL,
+        "labels": {"team": "payments"},
+        "annotations": {
+            "runbook_url": "https://runbooks.example.com/{{ $labels.alertname }}",
+            "description": "{{ $labels.stream }} at {{ $value }} ms",
+        },
+    }
+    route = {
+        "receiver": "everyone",
+        "group_wait": "0s",
+        "routes": [{"receiver": "payments", "matchers": ['team="payments"']}],
+    }
+    path, config = worker_config(
+        tmp_path,
+        broker.bootstrap,
+        rules=[rule],
+        receivers=[
+            webhook_receiver(httpserver, "payments"),
+            webhook_receiver(httpserver, "everyone"),
+        ],
+        route=route,
+    )
+    worker = start(workers, path, config, tmp_path)
+    await worker.wait_ready()
+    await produce(
+        broker.bootstrap, config["topics"]["events"], spike("pay.latency_ms", time.time())
+    )
+
+    [payload] = await eventually(lambda: received(httpserver, "/payments"), what="the page")
+    [alert] = payload["alerts"]
+    assert alert["labels"]["team"] == "payments"
+    assert alert["annotations"]["runbook_url"] == "https://runbooks.example.com/LatencyHigh"
+    assert alert["annotations"]["description"] == "pay.latency_ms at 900 ms"
+    assert payload["commonAnnotations"]["runbook_url"] == alert["annotations"]["runbook_url"]
+    assert received(httpserver, "/everyone") == []
+
+
 async def test_a_group_of_three_alerts_arrives_in_one_payload_after_group_wait(
     broker: EmbeddedBroker, httpserver: HTTPServer, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

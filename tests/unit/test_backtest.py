@@ -152,3 +152,62 @@ def test_a_missing_input_file_is_an_error(
     config.write_text(CONFIG)
     assert main(["backtest", str(tmp_path / "nope.csv"), "--config", str(config)]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+# --- the chart: one panel per field, and names checked ------------------------------------------
+
+
+def multi_field_jsonl(path: Path, n: int = 200) -> Path:
+    rng = random.Random(5)
+    lines = []
+    for i in range(n):
+        fields = {"latency_ms": 200 + rng.gauss(0, 5), "errors": float(rng.randint(0, 3))}
+        if i == 150:
+            fields["latency_ms"] = 900.0
+        lines.append(orjson.dumps({"stream": "checkout", "ts": T0 + 60 * i, "fields": fields}))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_a_multi_field_stream_gets_one_panel_per_field_and_field_picks_one(
+    tmp_path: Path,
+) -> None:
+    from anomalyd.backtest.plot import ChartChoiceError, panels
+
+    rules = "rules: [{name: Slow, type: above, field: latency_ms, threshold: 500}]\n"
+    data = multi_field_jsonl(tmp_path / "in.jsonl")
+    result = backtest(parse_config(rules + "drift: {enabled: false}"), read_events(data, Limits()))
+    both = panels(result, "checkout")
+    assert [p.field for p in both] == ["latency_ms", "errors"]
+    assert [len(p.rows) for p in both] == [200, 200]
+    assert both[0].fired == [T0 + 60 * 150]  # the alert sits on its own field's panel
+    assert both[1].fired == []
+    assert [p.field for p in panels(result, "checkout", ["errors"])] == ["errors"]
+    with pytest.raises(ChartChoiceError, match=r"no field 'err' .*fields: latency_ms, errors"):
+        panels(result, "checkout", ["err"])
+
+
+def test_the_command_plots_a_chosen_field_and_refuses_unknown_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "anomalyd.yaml"
+    config.write_text(CONFIG)
+    data = multi_field_jsonl(tmp_path / "in.jsonl")
+    chart = tmp_path / "chart.png"
+    base = ["backtest", str(data), "--config", str(config), "--out", str(tmp_path / "out")]
+    assert main([*base, "--plot", str(chart), "--field", "latency_ms"]) == 0
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+
+    other = tmp_path / "other.png"
+    assert main([*base, "--plot", str(other), "--stream", "nope"]) == 2
+    assert "no stream 'nope' in this backtest (streams: checkout)" in capsys.readouterr().err
+    assert main([*base, "--plot", str(other), "--field", "nope"]) == 2
+    assert "no field 'nope'" in capsys.readouterr().err
+    assert not other.exists()  # no empty chart
+
+
+def test_backtest_out_is_ignored_by_git() -> None:
+    from helpers import REPO
+
+    assert "backtest-out/" in (REPO / ".gitignore").read_text().splitlines()

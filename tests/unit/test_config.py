@@ -144,7 +144,7 @@ def test_top_level_keys_must_be_text(text: str) -> None:
 def test_a_non_text_section_is_listed_with_the_other_problems() -> None:
     assert problems("{app: {bogus: 1}, 3: x}") == [
         "3: a section name must be text",
-        "app.bogus: Extra inputs are not permitted",
+        "app.bogus: Extra inputs are not permitted (config line 1)",
     ]
 
 
@@ -223,8 +223,14 @@ def test_a_missing_variable_is_a_listed_problem() -> None:
     listed = problems(
         "app: {data_dir: '${NOPE}'}\nreceivers: [{type: webhook, name: w, url: 'http://${H}/'}]"
     )
-    assert "app.data_dir: environment variable NOPE is not set (use ${NOPE:-default})" in listed
-    assert "receivers[0].url: environment variable H is not set (use ${H:-default})" in listed
+    assert (
+        "app.data_dir: environment variable NOPE is not set (use ${NOPE:-default}) (config line 1)"
+        in listed
+    )
+    assert (
+        "receivers[0].url: environment variable H is not set (use ${H:-default}) (config line 2)"
+        in listed
+    )
 
 
 def test_the_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,7 +312,7 @@ def test_an_unknown_override_key_is_an_error(monkeypatch: pytest.MonkeyPatch) ->
 )
 def test_unknown_keys_anywhere_are_errors(text: str, path: str) -> None:
     [problem] = problems(text)
-    assert problem == f"{path}: Extra inputs are not permitted"
+    assert problem == f"{path}: Extra inputs are not permitted (config line 1)"
 
 
 def test_many_mistakes_are_all_listed_with_their_paths() -> None:
@@ -394,12 +400,18 @@ def test_duplicate_rule_names_are_rejected() -> None:
         "rules: [{name: a, type: above, threshold: 1}, {name: b, type: absence, for: 1},"
         " {name: a, type: below, threshold: 1}]"
     )
-    assert listed == ["(top level): Value error, rule names must be unique; repeated: a"]
+    assert listed == [
+        "rules[2].name: rule name 'a' is repeated (rules[0] has it):"
+        " names must be unique (config line 1)"
+    ]
 
 
 def test_duplicate_receiver_names_are_rejected() -> None:
     listed = problems("receivers: [{name: a, type: log}, {name: a, type: log}]")
-    assert listed == ["(top level): Value error, receiver names must be unique; repeated: a"]
+    assert listed == [
+        "receivers[1].name: receiver name 'a' is repeated (receivers[0] has it):"
+        " names must be unique (config line 1)"
+    ]
 
 
 def test_same_name_for_a_rule_and_a_receiver_is_fine() -> None:
@@ -546,3 +558,32 @@ def test_parse_duration_is_a_number_or_a_value_error(raw: object) -> None:
     except ValueError:
         return
     assert 0 <= seconds < float("inf")
+
+
+# --- where a problem came from ------------------------------------------------------------------
+
+
+def test_key_lines_follow_the_document_and_skip_what_aliases_bring() -> None:
+    from anomalyd.config.yamlfile import key_lines
+
+    text = "base: &b {port: 1}\nhttp:\n  <<: *b\n  bind: x\nrules:\n  - name: a\n  - name: b\n"
+    lines = key_lines(text)
+    assert lines[("http", "bind")] == 4
+    assert lines[("rules", 1)] == 7
+    assert lines[("rules", 1, "name")] == 7
+    assert ("http", "port") not in lines  # brought in by the merge: blamed on `http` (line 2)
+    assert lines[("http",)] == 2
+
+
+@pytest.mark.parametrize("path", ["rules[0].threshold", "a", "kafka.embedded.port", "x[1][2]"])
+def test_problem_paths_parse_back(path: str) -> None:
+    from anomalyd.config.origins import format_path, parse_path
+
+    parsed = parse_path(path)
+    assert parsed is not None
+    assert format_path(parsed) == path
+
+
+def test_a_problem_inside_a_merged_mapping_is_blamed_on_its_nearest_written_key() -> None:
+    listed = problems("base: &b {port: nope}\nhttp:\n  <<: *b\n")
+    assert any(p.startswith("http.port:") and p.endswith("(config line 2)") for p in listed)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from anomalyd.backtest.plot import ChartChoiceError, choose_stream, panels, plot
 from anomalyd.backtest.reader import count_rows, parse_csv_time, read_events
 from anomalyd.backtest.report import summary_lines, write_outputs
 from anomalyd.backtest.run import BacktestResult, backtest, with_progress
@@ -30,7 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config key, e.g. --set model.threshold=0.6 (repeatable)",
     )
     parser.add_argument("--plot", type=Path, help="write a chart (.png, .svg or .pdf)")
-    parser.add_argument("--stream", help="which stream to plot (default: the first)")
+    parser.add_argument(
+        "--stream", help="which stream to plot and score against --labels (default: the first)"
+    )
+    parser.add_argument(
+        "--field",
+        dest="fields",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="which field of the stream to plot (repeatable; default: each, one panel apiece)",
+    )
     parser.add_argument(
         "--labels", type=Path, help="NAB-style label windows JSON: adds quality figures"
     )
@@ -52,13 +63,19 @@ def run(config: AnomalydConfig, args: argparse.Namespace) -> int:
     scores_path, alerts_path = write_outputs(result, args.out)
     print("\n".join(summary_lines(result, elapsed)))
     print(f"wrote {scores_path} and {alerts_path}")
+    if not result.verdicts:
+        return 0
+    try:
+        stream = choose_stream(result, args.stream)
+        panels(result, stream, args.fields)  # checks the fields before anything is drawn
+    except ChartChoiceError as error:
+        print(f"backtest: {error}", file=sys.stderr)
+        return 2
     windows = _windows_for(args.labels, args.input) if args.labels else []
     if args.labels:
-        _print_quality(result, windows, args.labels)
-    if args.plot and result.verdicts:
-        from anomalyd.backtest.plot import plot
-
-        stream = plot(result, args.plot, config.model.threshold, windows, args.stream)
+        _print_quality(result, windows, args.labels, stream)
+    if args.plot:
+        plot(result, args.plot, config.model.threshold, windows, stream, args.fields)
         print(f"wrote {args.plot} ({stream})")
     return 0
 
@@ -74,14 +91,13 @@ def _windows_for(labels_path: Path, input_path: Path) -> list[tuple[float, float
 
 
 def _print_quality(
-    result: BacktestResult, windows: list[tuple[float, float]], labels_path: Path
+    result: BacktestResult, windows: list[tuple[float, float]], labels_path: Path, stream: str
 ) -> None:
     from anomalyd.evaluate.corpus import Series
     from anomalyd.evaluate.nab import normalised, probation_rows, score_series
     from anomalyd.evaluate.pages import page_rows
     from anomalyd.evaluate.windows import detection_metrics
 
-    stream = result.verdicts[0].stream
     rows = [v for v in result.verdicts if v.stream == stream]
     timestamps = [v.ts for v in rows]
     # What people receive: a row counts where an alert starts firing (a page).

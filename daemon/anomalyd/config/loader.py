@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic_settings import SettingsError
 
-from anomalyd.config.model import AnomalydConfig
-from anomalyd.config.yamlfile import YamlProblem, load_yaml
+from anomalyd.config.model import AnomalydConfig, name_problems
+from anomalyd.config.origins import Origins, env_paths, stray_env_problems
+from anomalyd.config.receivers import Receiver
+from anomalyd.config.routing import Location, Route, Silence, check_routing
+from anomalyd.config.yamlfile import YamlProblem, key_lines, load_yaml
+
+#: Checks only building the receivers shows (`validate`): (index, receiver) pairs that
+#: passed the schema and the external URL in, `receivers[i].key: why` problems out.
+ReceiverCheck = Callable[[Sequence[tuple[int, Receiver]], str], list[str]]
+_RECEIVER = TypeAdapter(Receiver)
 
 #: `${VAR}` or `${VAR:-default}`; `$${` stays a literal `${`.
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -38,6 +47,9 @@ def load_config(
     path: str | os.PathLike[str],
     environ: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
+    *,
+    ignore: Collection[str] = (),
+    receiver_check: ReceiverCheck | None = None,
 ) -> AnomalydConfig:
     """Read, expand and validate the config file at `path`.
 
@@ -49,7 +61,14 @@ def load_config(
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(source, [f"cannot read the config file: {error.strerror}"]) from error
-    return parse_config(text, source=source, environ=environ, overrides=overrides)
+    return parse_config(
+        text,
+        source=source,
+        environ=environ,
+        overrides=overrides,
+        ignore=ignore,
+        receiver_check=receiver_check,
+    )
 
 
 def parse_config(
@@ -58,9 +77,15 @@ def parse_config(
     source: str = "<config>",
     environ: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
+    ignore: Collection[str] = (),
+    receiver_check: ReceiverCheck | None = None,
 ) -> AnomalydConfig:
     """Validate config text. `overrides` are `key.path=value` edits of the file (YAML values),
-    e.g. `model.threshold=0.6` or `rules[0].threshold=900`, applied before validation."""
+    e.g. `model.threshold=0.6` or `rules[0].threshold=900`, applied before validation.
+    `ignore`: top-level sections a command does not use, dropped unread (their `${VAR}`s
+    need not be set). Every problem is found in one round: the schema's, the cross
+    references' and `receiver_check`'s, each blamed on the line, environment variable or
+    `--set` it came from."""
     environ = os.environ if environ is None else environ
     try:
         raw = load_yaml(text)
@@ -74,22 +99,109 @@ def parse_config(
         raise ConfigError(source, [EMPTY_FILE])
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the top level must be a mapping of sections"])
+    # Overrides come from the process environment, as pydantic-settings reads them.
+    origins = Origins(key_lines(text), env_paths(os.environ))
     # Keyword arguments must be text: report other keys instead of a TypeError.
     problems = [f"{key!r}: a section name must be text" for key in raw if not isinstance(key, str)]
-    raw = {key: value for key, value in raw.items() if isinstance(key, str)}
+    raw = {key: value for key, value in raw.items() if isinstance(key, str) and key not in ignore}
     expanded = _expand(raw, environ, path="", problems=problems)
-    for override in overrides:
-        problem = _apply_override(expanded, override)
-        if problem:
-            problems.append(problem)
-    try:
-        config = AnomalydConfig(**expanded)
-    except ValidationError as error:
-        problems.extend(_describe(error, expanded))
-        config = None
+    problems = [origins.blame_text(problem) for problem in problems]
+    origins.sets, set_problems = _apply_overrides(expanded, overrides)
+    problems.extend(set_problems)
+    problems.extend(stray_env_problems(origins.env, AnomalydConfig.model_fields))
+    config = _validate(expanded, origins, problems)
+    if receiver_check is not None:
+        url = config.app.external_url if config else _external_url(expanded)
+        receivers = list(enumerate(config.receivers)) if config else _valid_receivers(expanded)
+        problems.extend(origins.blame_text(p) for p in receiver_check(receivers, url))
     if problems or config is None:
         raise ConfigError(source, problems)
     return config
+
+
+def _validate(
+    expanded: dict[str, Any], origins: Origins, problems: list[str]
+) -> AnomalydConfig | None:
+    """The config, or None with its problems added: the schema's, and when the schema
+    fails, the cross references among the parts that passed (a valid config has them
+    checked by the schema itself)."""
+    try:
+        return AnomalydConfig(**expanded)
+    except ValidationError as error:
+        problems.extend(origins.describe(_errors(error, expanded)))
+    except SettingsError as error:
+        # pydantic-settings could not decode an override as JSON (a list or mapping field).
+        problems.append(f"{error} (from the environment)")
+    # When only the cross references failed, the schema has reported them already.
+    found = "\n".join(problems)
+    problems.extend(
+        origins.blame(loc, text) for loc, text in _cross_problems(expanded) if text not in found
+    )
+    return None
+
+
+def _apply_overrides(
+    expanded: dict[str, Any], overrides: Sequence[str]
+) -> tuple[dict[Location, str], list[str]]:
+    """Apply each `--set`: the paths set (with the key as written), and the problems."""
+    problems = []
+    sets: dict[Location, str] = {}
+    for override in overrides:
+        keys, problem = _apply_override(expanded, override)
+        if problem:
+            problems.append(problem)
+        elif keys:
+            sets[tuple(keys)] = override.partition("=")[0].strip()
+    return sets, problems
+
+
+def _cross_problems(raw: dict[str, Any]) -> list[tuple[Location, str]]:
+    """Cross references of a config whose schema failed, among the parts that passed:
+    unique rule and receiver names, and what `route` and `silences` refer to."""
+    rule_names = _names(raw.get("rules"))
+    receiver_names = _names(raw.get("receivers"))
+    problems = name_problems(rule_names, receiver_names)
+    route = None
+    if raw.get("route") is not None:
+        try:
+            route = Route.model_validate(raw["route"])
+        except ValidationError:
+            route = None  # its own problems are reported already
+    silences = []
+    for item in raw.get("silences") or []:
+        try:
+            silences.append(Silence.model_validate(item))
+        except ValidationError:
+            continue  # reported already
+    problems.extend(check_routing(route, silences, receiver_names))
+    return problems
+
+
+def _names(items: Any) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
+def _valid_receivers(raw: dict[str, Any]) -> list[tuple[int, Receiver]]:
+    found = []
+    items = raw.get("receivers")
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            found.append((i, _RECEIVER.validate_python(item)))
+        except ValidationError:
+            continue  # reported by the schema already
+    return found
+
+
+def _external_url(raw: dict[str, Any]) -> str:
+    app = raw.get("app")
+    url = app.get("external_url") if isinstance(app, dict) else None
+    return (
+        url
+        if isinstance(url, str)
+        else str(AnomalydConfig.model_fields["app"].default.external_url)
+    )
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -123,12 +235,15 @@ def _path_keys(path: str) -> list[str | int] | None:
     return keys
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> str | None:
-    """Set one `key.path=value` (a YAML value) in the raw config; the problem if it cannot."""
+def _apply_override(
+    raw: dict[str, Any], override: str
+) -> tuple[list[str | int] | None, str | None]:
+    """Set one `key.path=value` (a YAML value) in the raw config: its keys, or the problem
+    if it cannot."""
     path, sep, text = override.partition("=")
     keys = _path_keys(path.strip()) if sep else None
     if not keys:
-        return f"--set {override!r}: expected key.path=value"
+        return None, f"--set {override!r}: expected key.path=value"
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -139,8 +254,8 @@ def _apply_override(raw: dict[str, Any], override: str) -> str | None:
             node = node.setdefault(key, {}) if isinstance(key, str) else node[key]
         node[keys[-1]] = value
     except (IndexError, KeyError, TypeError, AttributeError):
-        return f"--set {override!r}: {path.strip()} does not exist"
-    return None
+        return None, f"--set {override!r}: {path.strip()} does not exist"
+    return keys, None
 
 
 def _expand(node: Any, environ: Mapping[str, str], path: str, problems: list[str]) -> Any:
@@ -175,24 +290,24 @@ def _expand_text(text: str, environ: Mapping[str, str], path: str, problems: lis
     return _VARIABLE.sub(replace, text)
 
 
-def _describe(error: ValidationError, raw: Any) -> list[str]:
-    return [f"{_location(item['loc'], raw)}: {item['msg']}" for item in error.errors()]
+def _errors(error: ValidationError, raw: Any) -> list[tuple[Location, str]]:
+    return [(_location(item["loc"], raw), item["msg"]) for item in error.errors()]
 
 
-def _location(loc: tuple[int | str, ...], raw: Any) -> str:
-    """`rules[0].threshold`: the path as the user wrote it, without union tags."""
-    text = ""
+def _location(loc: tuple[int | str, ...], raw: Any) -> Location:
+    """("rules", 0, "threshold"): the path as the user wrote it, without union tags."""
+    path: list[str | int] = []
     node = raw
     for part in loc:
         if isinstance(part, int):
-            text += f"[{part}]"
+            path.append(part)
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
         if _is_union_tag(part, node):
             continue  # pydantic names the union member; the user never wrote it
-        text += f".{part}" if text else part
+        path.append(part)
         node = node.get(part) if isinstance(node, dict) else None
-    return text or "(top level)"
+    return tuple(path)
 
 
 def _is_union_tag(part: str, node: Any) -> bool:

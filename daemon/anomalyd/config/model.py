@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from anomalyd.config import template
 from anomalyd.config.detection import ModelSection, StateSection
 from anomalyd.config.drift import DriftSection
 from anomalyd.config.durations import Duration
@@ -178,11 +179,67 @@ class HttpSection(_Strict):
         return secret
 
 
+#: Labels the daemon sets on every alert itself: a rule sets severity with `severity:`.
+RESERVED_RULE_LABELS = frozenset({"alertname", "stream", "severity", "detector", "field"})
+#: Annotations programs read back (feedback, drift, config versions): not a rule's to set.
+RESERVED_ANNOTATIONS = frozenset(
+    {
+        "detector",
+        "rule",
+        "model",
+        "drift",
+        "config_version",
+        "feedback_true_positive",
+        "feedback_false_positive",
+    }
+)
+_TEMPLATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+#: A rendered label is cut to what an event label may hold; an annotation to this.
+MAX_LABEL_CHARS = 1024
+MAX_ANNOTATION_CHARS = 4096
+
+
+def _templates(
+    items: dict[str, str], what: str, reserved: frozenset[str], *, allow_value: bool
+) -> dict[str, str]:
+    for name, text in items.items():
+        if not _TEMPLATE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a {what} name ([A-Za-z_][A-Za-z0-9_]*)")
+        if name in reserved:
+            raise ValueError(f"{what} {name!r} is set by anomalyd itself")
+        problem = template.check(text, allow_value=allow_value)
+        if problem is not None:
+            raise ValueError(f"{what} {name!r}: {problem}")
+    return items
+
+
 class _RuleBase(_Strict):
     name: str = Field(pattern=_NAME, description="Becomes the alertname label.")
     streams: list[str] = Field(["*"], min_length=1, description="Globs over stream names.")
     severity: Severity = Severity.WARNING
     summary: str | None = Field(None, max_length=500)
+    labels: dict[str, Annotated[str, Field(max_length=MAX_LABEL_CHARS)]] = Field(
+        {}, max_length=32, description="Added to the alert's labels (routing sees them)."
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=MAX_ANNOTATION_CHARS)]] = Field(
+        {}, max_length=32, description="Added to the alert's annotations, e.g. runbook_url."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return _templates(labels, "label", RESERVED_RULE_LABELS, allow_value=False)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
+        return _templates(annotations, "annotation", RESERVED_ANNOTATIONS, allow_value=True)
+
+    @model_validator(mode="after")
+    def _one_summary(self) -> _RuleBase:
+        if self.summary is not None and "summary" in self.annotations:
+            raise ValueError("set the summary once: `summary:` or `annotations.summary`")
+        return self
 
 
 class _ValueRule(_RuleBase):
@@ -262,6 +319,23 @@ class DeliverySection(_Strict):
         return self
 
 
+def name_problems(
+    rule_names: list[str], receiver_names: list[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Names other parts refer to must be unique: each repeat, at its place."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for kind, section, names in (
+        ("rule", "rules", rule_names),
+        ("receiver", "receivers", receiver_names),
+    ):
+        for i, name in enumerate(names):
+            first = names.index(name)
+            if first < i:
+                text = f"{kind} name {name!r} is repeated ({section}[{first}] has it)"
+                problems.append(((section, i, "name"), f"{text}: names must be unique"))
+    return problems
+
+
 class AnomalydConfig(BaseSettings):
     """The whole file. Every section has working defaults except rules and receivers.
 
@@ -303,13 +377,15 @@ class AnomalydConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _unique_names(self) -> AnomalydConfig:
-        for kind, names in (
-            ("rule", [rule.name for rule in self.rules]),
-            ("receiver", [receiver.name for receiver in self.receivers]),
-        ):
-            duplicates = sorted({name for name in names if names.count(name) > 1})
-            if duplicates:
-                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
+        problems = name_problems(
+            [rule.name for rule in self.rules], [receiver.name for receiver in self.receivers]
+        )
+        if problems:
+            details = [
+                InitErrorDetails(type=PydanticCustomError("unique", text), loc=loc, input=None)
+                for loc, text in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, details)
         return self
 
     @classmethod

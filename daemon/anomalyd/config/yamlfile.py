@@ -117,3 +117,39 @@ class _StrictLoader(yaml.SafeLoader):
 
 def _mark(mark: yaml.Mark) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+Location = tuple[str | int, ...]
+
+
+def key_lines(text: str) -> dict[Location, int]:
+    """The line (1-based) where each key path of the document is written:
+    {("http", "port"): 12, ("rules", 0): 30, ...}. Aliases are not followed (what they
+    bring in is written elsewhere); keys that are not text or numbers are skipped. Call it
+    on text `load_yaml` accepted: the walk is then bounded by the document's size."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[Location, int] = {}
+    seen: set[int] = set()
+
+    def walk(node: Node, path: Location) -> None:
+        if id(node) in seen:  # an alias: its anchor's lines are already recorded
+            return
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key_node, value in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                child = (*path, key_node.value)
+                lines.setdefault(child, key_node.start_mark.line + 1)
+                walk(value, child)
+        elif isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                lines.setdefault((*path, i), item.start_mark.line + 1)
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return lines

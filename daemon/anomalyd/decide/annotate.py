@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from anomalyd.config import AbsenceRule, ModelSection, Rule
-from anomalyd.decide.alerts import render_summary
+from anomalyd.config import AbsenceRule, ModelSection, Rule, template
+from anomalyd.config.model import MAX_ANNOTATION_CHARS, MAX_LABEL_CHARS
 from anomalyd.detect import Check, ModelScore
 from anomalyd.domain import VALUE_FIELD
 
@@ -25,7 +25,35 @@ def identity(
     return result
 
 
-def rule_annotations(rule: Rule, stream: str, field: str, check: Check) -> dict[str, str]:
+def rule_identity(rule: Rule, stream: str, field: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """The identity of a rule's alert: the event's labels, the rule's `labels:` (rendered
+    from those; they win over the event's), then ours."""
+    own = identity(rule.name, stream, rule.severity.value, RULES, field, labels)
+    if not rule.labels:
+        return own
+    facts = {"stream": stream, "field": field}
+    added = {
+        name: template.render(text, own, facts, MAX_LABEL_CHARS)
+        for name, text in rule.labels.items()
+    }
+    return identity(rule.name, stream, rule.severity.value, RULES, field, {**labels, **added})
+
+
+def _with_rule_annotations(
+    rule: Rule, base: dict[str, str], labels: Mapping[str, str], facts: Mapping[str, str]
+) -> dict[str, str]:
+    """`base` with the rule's `annotations:` rendered over it (a rule may word its own
+    summary or description)."""
+    summary = rule.summary or "{stream}: {reason}"
+    base["summary"] = template.render(summary, labels, facts, MAX_ANNOTATION_CHARS)
+    for name, text in rule.annotations.items():
+        base[name] = template.render(text, labels, facts, MAX_ANNOTATION_CHARS)
+    return base
+
+
+def rule_annotations(
+    rule: Rule, stream: str, field: str, check: Check, labels: Mapping[str, str]
+) -> dict[str, str]:
     facts = {
         "stream": stream,
         "field": field,
@@ -33,14 +61,15 @@ def rule_annotations(rule: Rule, stream: str, field: str, check: Check) -> dict[
         "expected": check.expected,
         "reason": check.reason,
     }
-    return {
-        "summary": render_summary(rule.summary or "{stream}: {reason}", facts),
+    base = {
+        "summary": "",  # first, as Alertmanager users expect to read it
         "description": f"Rule {rule.name} ({rule.type}) on {stream}: {check.reason}.",
         "value": facts["value"],
         "expected": check.expected,
         "rule": rule.type,
         "detector": RULES,
     }
+    return _with_rule_annotations(rule, base, labels, facts)
 
 
 def model_annotations(
@@ -65,12 +94,20 @@ def model_annotations(
     }
 
 
-def absence_annotations(rule: AbsenceRule, stream: str) -> dict[str, str]:
-    facts = {"stream": stream, "reason": f"no event for more than {rule.for_:g}s"}
-    return {
-        "summary": render_summary(rule.summary or "{stream}: {reason}", facts),
+def absence_annotations(
+    rule: AbsenceRule, stream: str, labels: Mapping[str, str]
+) -> dict[str, str]:
+    expected = f"an event at least every {rule.for_:g}s"
+    facts = {
+        "stream": stream,
+        "reason": f"no event for more than {rule.for_:g}s",
+        "expected": expected,
+    }
+    base = {
+        "summary": "",
         "description": f"Rule {rule.name} (absence) on {stream}: {facts['reason']}.",
-        "expected": f"an event at least every {rule.for_:g}s",
+        "expected": expected,
         "rule": "absence",
         "detector": RULES,
     }
+    return _with_rule_annotations(rule, base, labels, facts)

@@ -244,15 +244,8 @@ class Engine:
                 hits.append(series.rule.name)
             if stream.rules_page and self._step(series.tracked, violated, event.ts, changed):
                 rule = series.rule
-                labels = annotate.identity(
-                    rule.name,
-                    event.stream,
-                    rule.severity.value,
-                    annotate.RULES,
-                    field,
-                    stream.labels,
-                )
-                annotations = annotate.rule_annotations(rule, event.stream, field, check)
+                labels = annotate.rule_identity(rule, event.stream, field, stream.labels)
+                annotations = annotate.rule_annotations(rule, event.stream, field, check, labels)
                 self._fire(series.tracked, labels, annotations, changed)
         return tuple(hits)
 
@@ -365,10 +358,8 @@ class Engine:
         return ModelSeries(SeriesModel(self._model, seed), Tracked(timing))
 
     def _absence_alert(self, name: str, stream: StreamState, rule: AbsenceRule) -> Alert:
-        labels = annotate.identity(
-            rule.name, name, rule.severity.value, annotate.RULES, VALUE_FIELD, stream.labels
-        )
-        annotations = annotate.absence_annotations(rule, name)
+        labels = annotate.rule_identity(rule, name, VALUE_FIELD, stream.labels)
+        annotations = annotate.absence_annotations(rule, name, labels)
         fired = alerts.firing(labels, annotations, stream.last_seen + rule.for_, self._external_url)
         return alerts.with_version(fired, self._version)
 

@@ -36,6 +36,23 @@ _MS_CUTOFF = 1e11
 _MIN_TS, _MAX_TS = 0.0, 7_258_118_400.0
 
 
+#: Every `InvalidEvent.code` the parser gives (a metric label: a bounded set).
+INVALID_EVENT_CODES = (
+    "oversized",
+    "invalid_json",
+    "not_an_object",
+    "unknown_field",
+    "missing_stream",
+    "bad_stream",
+    "missing_ts",
+    "bad_ts",
+    "future_ts",
+    "bad_value",
+    "bad_fields",
+    "bad_labels",
+)
+
+
 class InvalidEvent(Exception):
     """Why a message is not a usable event."""
 

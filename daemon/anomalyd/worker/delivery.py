@@ -199,6 +199,7 @@ class Delivery(Service):
     ) -> tuple[RouteNode, Stage] | None:
         """The routing tree and the flush pipeline of `config`."""
         route = config.route or default_route([r.name for r in config.receivers])
+        self.metrics.know_receivers(r.name for r in config.receivers)
         if route is None:
             _log.warning("no_receivers", detail="alerts are not delivered anywhere")
             return None

@@ -51,11 +51,31 @@ def logging_config(level: str) -> dict[str, Any]:
                 "stream": "ext://sys.stdout",
             }
         },
+        "filters": {"faust_false_alarms": {"()": FaustFalseAlarms}},
         "root": {"handlers": ["stdout"], "level": level.upper()},
         # Faust, mode and aiokafka narrate every start-up step at INFO; the
         # daemon logs its own milestones, so theirs show only in debug.
-        "loggers": {name: {"level": quiet} for name in ("aiokafka", "faust", "mode")},
+        "loggers": {
+            **{name: {"level": quiet} for name in ("aiokafka", "faust", "mode")},
+            # Our Faust App logs under the module that defines it.
+            "anomalyd.worker.transport": {"filters": ["faust_false_alarms"]},
+        },
     }
+
+
+class FaustFalseAlarms(logging.Filter):
+    """Demotes to DEBUG the warnings Faust logs on every clean start: "Missing sensor
+    state for rebalance #1" (faust-streaming issue 83: its table recovery resets the
+    rebalance's sensor state before the rebalance returns). Kept, at DEBUG: a warning on
+    every start teaches people to ignore warnings."""
+
+    _TEXT = "Missing sensor state for rebalance"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and self._TEXT in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
 
 
 def configure_logging(level: str = "info") -> dict[str, Any]:

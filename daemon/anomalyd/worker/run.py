@@ -59,8 +59,13 @@ class EmbeddedBrokerService(Service):
 
 
 def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
-    """Every topic the worker reads or writes, with the partition count it needs."""
-    return dict.fromkeys(worker_topics(config), config.kafka.partitions)
+    """Every topic the worker reads or writes, with the partition count it needs; not the
+    delivery state topics, which the state log creates as it needs them (compacted, one
+    partition): created here first, they would be neither."""
+    topics = config.topics
+    state_log = {topics.silences, topics.notify_log, topics.alert_state}
+    names = [name for name in worker_topics(config) if name not in state_log]
+    return dict.fromkeys(names, config.kafka.partitions)
 
 
 def data_dir_problem(path: str) -> str | None:

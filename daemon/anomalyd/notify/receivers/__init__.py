@@ -4,6 +4,7 @@ raising DeliveryError (retryable or not)."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import cast
 
 import aiohttp
@@ -37,6 +38,7 @@ __all__ = [
     "WebhookNotifier",
     "build_notifier",
     "build_notifiers",
+    "indexed_receiver_problems",
     "parse_retry_after",
     "postable_alert",
     "receiver_problems",
@@ -84,16 +86,24 @@ def receiver_problems(config: AnomalydConfig) -> list[str]:
     receiver: certificate files that do not load, templates that do not compile or fail
     on an alert. Each receiver is built exactly as the worker builds it (`build_notifier`);
     each problem is `receivers[i].key: why`."""
+    return indexed_receiver_problems(list(enumerate(config.receivers)), config.app.external_url)
+
+
+def indexed_receiver_problems(
+    receivers: Sequence[tuple[int, Receiver]], external_url: str
+) -> list[str]:
+    """`receiver_problems` of (index in the file, receiver) pairs: the receivers that
+    passed the schema of a file that may still have other problems."""
     problems: list[str] = []
-    for i, receiver in enumerate(config.receivers):
+    for i, receiver in receivers:
         where = f"receivers[{i}]"
         if isinstance(receiver, EmailReceiver):
             sources = {"subject": receiver.subject, "text": receiver.text, "html": receiver.html}
-            found = template_problems(sources, config.app.external_url)
+            found = template_problems(sources, external_url)
             problems.extend(f"{where}.{part}: {text}" for part, text in found.items())
             if found:
                 continue  # building it would only fail on the same templates
-        problems.extend(_build_problems(receiver, where, config.app.external_url))
+        problems.extend(_build_problems(receiver, where, external_url))
     return problems
 
 
