@@ -47,6 +47,8 @@ class Judgement(StrEnum):
     UNCHANGED = "unchanged"
     TOO_FEW_EVENTS = "too_few_events"
     NO_REFERENCE = "no_reference"
+    #: The stream's first seasonal period: its cycle is being learned, not judged.
+    LEARNING = "learning"
 
 
 @dataclass(frozen=True, slots=True)
