@@ -320,6 +320,10 @@ class DriftMonitor:
         for name in streams:
             self._streams.pop(name, None)
 
+    @property
+    def config(self) -> DriftSection:
+        return self._config
+
     def state(self, stream: str) -> StreamState | None:
         return self._streams.get(stream)
 
@@ -579,10 +583,10 @@ def _with_field(header: WindowRecord, item: _Judged, seasonal: bool | None) -> W
 def restarts_streams(old: DriftSection, new: DriftSection) -> bool:
     """Whether moving from `old` to `new` starts every stream's drift state afresh: the
     settings its windows and references are built with changed."""
-    return _shape(old) != _shape(new)
+    return shape(old) != shape(new)
 
 
-def _shape(config: DriftSection) -> tuple[object, ...]:
+def shape(config: DriftSection) -> tuple[object, ...]:
     return (
         config.window,
         config.target_events,

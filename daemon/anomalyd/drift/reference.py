@@ -68,6 +68,18 @@ class ReferenceHistory:
         self._windows: tuple[Snapshot, ...] = ()
         self._held: tuple[Snapshot, ...] = ()
 
+    @property
+    def windows(self) -> tuple[Snapshot, ...]:
+        return self._windows
+
+    @property
+    def held(self) -> tuple[Snapshot, ...]:
+        return self._held
+
+    def load(self, windows: tuple[Snapshot, ...], held: tuple[Snapshot, ...]) -> None:
+        """Take back what a snapshot kept (`drift.state`)."""
+        self._windows, self._held = windows[-self._size :], held
+
     def view(self) -> Reference | None:
         # Pooled afresh for each window (a sort of at most ~K values), not kept: it would
         # double the memory of a rolling reference.
