@@ -109,6 +109,8 @@ class StreamState:
     sparse: bool = False
     #: Shifted windows in a row that open an episode (`confirm_windows`, `confirm_for`).
     confirm: int = 2
+    closed: int = 0  # windows closed
+    judged: int = 0  # ... of which at least one field was compared with its reference
     fields: dict[str, _Field] = field(default_factory=dict)
     episode: Episode = STABLE
     alert: Alert | None = None  # the firing drift alert, kept to resolve it
@@ -312,6 +314,22 @@ class DriftMonitor:
         """Each stream's records of its most recently closed window (for /api/drift)."""
         return {name: state.latest for name, state in self._streams.items() if state.latest}
 
+    def coverage(self) -> dict[str, dict[str, object]]:
+        """Per stream: its window (None while sized), whether it is too sparse to be
+        judged often, and how many of its closed windows were judged."""
+        return {
+            name: {
+                "window": None if state.windows is None else state.windows.size,
+                "sparse": state.sparse,
+                "windows_closed": state.closed,
+                "windows_judged": state.judged,
+            }
+            for name, state in self._streams.items()
+        }
+
+    def sparse_streams(self) -> int:
+        return sum(state.sparse for state in self._streams.values())
+
     def streams(self) -> list[str]:
         return list(self._streams)
 
@@ -463,9 +481,11 @@ class DriftMonitor:
             self._judge_field(state, name, slot, window.start)
             for name, slot in window.fields.items()
         ]
-        before = state.episode
+        before, verdict = state.episode, _verdict(judged)
+        state.closed += 1
+        state.judged += verdict is not None
         state.episode, change = step(
-            before, _verdict(judged), window.start, state.confirm, config.stable_windows
+            before, verdict, window.start, state.confirm, config.stable_windows
         )
         self._learn(state, window.start, judged, before.status)
         # The record that closes an episode still names it; the next one does not.

@@ -78,6 +78,8 @@ def encode(state: StreamState, config: DriftSection) -> dict[str, Plain]:
         "pending": [[ts, values, scores] for ts, values, scores in state.pending],
         "sparse": state.sparse,
         "confirm": state.confirm,
+        "closed": state.closed,
+        "judged": state.judged,
         "fields": {name: _field(f) for name, f in state.fields.items()},
         "episode": {
             "status": state.episode.status.value,
@@ -171,6 +173,8 @@ def decode(data: Plain, config: DriftSection) -> StreamState | None:
         pending=[_pending(p, f"drift.pending[{i}]") for i, p in enumerate(_list(d, "pending"))],
         sparse=read_bool(required(d, "sparse", "drift"), "drift.sparse"),
         confirm=read_int(required(d, "confirm", "drift"), "drift.confirm", 1, 10_000),
+        closed=read_int(required(d, "closed", "drift"), "drift.closed"),
+        judged=read_int(required(d, "judged", "drift"), "drift.judged"),
         fields={
             read_str(name, "drift.fields"): _read_field(item, f"drift.fields.{name}", config)
             for name, item in read_object(required(d, "fields", "drift"), "drift.fields").items()
