@@ -99,7 +99,7 @@ class DriftSection(_Strict):
     max_window: Duration = Field(86400.0, gt=0, description="Auto windows: the largest size.")
     grace: Duration = Field(30.0, ge=0, description="How late an event may still join its window.")
     reference: ReferenceMode = "rolling"
-    rolling_windows: int = Field(4, ge=1, le=64)
+    rolling_windows: int = Field(12, ge=1, le=64)
     pinned_start: datetime | None = Field(
         None, description="With reference: pinned, the start of the reference window."
     )
