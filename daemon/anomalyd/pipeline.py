@@ -29,6 +29,8 @@ _log = structlog.get_logger(__name__)
 
 #: The header of the drift part of a stream's snapshot (after the engine's line).
 DRIFT_FORMAT = b"anomalyd-drift-1\n"
+#: A snapshot with its drift part stays under this (Kafka's default message limit is 1 MB).
+DRIFT_MAX_BYTES = 900_000
 
 
 @dataclass(slots=True)
@@ -49,6 +51,7 @@ class Pipeline:
         self._external_url = config.app.external_url
         self._fallback = config.drift.fallback_to_rules
         self.drift = self._monitor(config.drift) if config.drift.enabled else None
+        self._oversized: set[str] = set()  # streams whose drift state was too large to save
         self.engine = Engine(
             config.rules,
             config.model,
@@ -108,7 +111,15 @@ class Pipeline:
         state = drift.state(stream) if drift is not None and blob is not None else None
         if blob is None or drift is None or state is None:
             return blob
-        return blob + b"\n" + DRIFT_FORMAT + orjson.dumps(drift_state.encode(state, drift.config))
+        part = orjson.dumps(drift_state.encode(state, drift.config))
+        if len(blob) + len(part) > DRIFT_MAX_BYTES:
+            # Many fields with large windows: the record would pass Kafka's default
+            # message limit. The engine's state is saved; drift relearns after a restart.
+            if stream not in self._oversized:
+                self._oversized.add(stream)
+                _log.warning("drift_state_not_saved", stream=stream[:200], bytes=len(part))
+            return blob
+        return blob + b"\n" + DRIFT_FORMAT + part
 
     def refusal(self, stream: str, blob: bytes) -> str | None:
         """Resume a stream from `snapshot`: None once done, else why the engine refused

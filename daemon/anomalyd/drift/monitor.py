@@ -17,10 +17,15 @@ window to ceil(K / N) values, see `reference`), as much again at most for the
 windows held back during a suspicion, 1 or 2 open windows (a sample of at most K
 doubles each, growing with the events), and two River ADWINs (~0.5 KB new, ~2.5 KB
 after a few thousand points; the one over model scores is made at the first
-score). Measured with the defaults (K = 512, rolling N = 4), for the whole
-pipeline (`bench_memory`): ~22 KB a stream at 300 events a window, ~5 KB of it the
-ADWINs and ~3 KB the engine. At most `max_fields` fields per stream, `max_streams`
-streams.
+score), and a seasonal field's profile (~0.6 KB, `seasonal`). Measured with K = 512
+and rolling N = 4, before auto windows, for the whole pipeline (`bench_memory`):
+~22 KB a stream at 300 events a window, ~5 KB of it the ADWINs and ~3 KB the engine.
+At most `max_fields` fields per stream, `max_streams` streams.
+
+Windows are sized per stream from its rate (`sizing`) unless the config pins a size;
+a field's first seasonal period is learned, then judged with its cycle taken out if
+it has one (`seasonal`). The whole state of a stream is plain data (`state`), saved
+with the stream's snapshot.
 """
 
 from __future__ import annotations
