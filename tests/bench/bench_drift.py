@@ -203,6 +203,10 @@ def false_alarms(runs: list[Alarms], length: float) -> dict[str, dict[str, Any]]
     }
 
 
+#: When changes start (days): after the first day (learned) and a reference that has
+#: taken in at least a day of windows (12 windows: 4 h at 1/s, 1 d at 1/min, 4 d at
+#: 1/5min): the changes hit a stream that has been running, as they do in production.
+SETTLE = {"1/s": 1.5, "1/min": 2.5, "1/5min": 3.0}
 #: Streams per change scenario and control, and control length (days), per cadence:
 #: fewer at 1/s, where a stream is 86,400 events a day.
 PLAN = {"1/s": (4, 2, 14.0), "1/min": (20, 10, 30.0), "1/5min": (30, 20, 30.0)}
@@ -214,13 +218,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if args.cadence and label not in args.cadence:
             continue
         runs, control_runs, control_days = PLAN[label]
+        settle = SETTLE[label]
         runs, control_runs = runs * args.scale, control_runs * args.scale
         rng = np.random.default_rng(args.seed)
         per: dict[str, Any] = {"scenarios": {}, "controls": {}}
         for i, scenario in enumerate(SCENARIOS):
             done = []
             for r in range(runs):
-                change = T0 + DAY * (1.5 + rng.uniform(0.0, 1.0))
+                change = T0 + DAY * (settle + rng.uniform(0.0, 1.0))
                 t, v = stream(scenario, cadence, change - T0 + DAY, change, rng)
                 done.append((run(f"{i}/{r}", t, v), change))
             per["scenarios"][scenario.name] = detection(done, cadence)

@@ -28,7 +28,7 @@ FIXED = {
     "confirm_for": 0,
     "seasonality": {"detect": False},
     "min_count": 100,
-    "thresholds": {"mean_shift": 0.5, "significance": 0.001},
+    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
 }
 
 
@@ -226,6 +226,7 @@ RECORD_KEYS = {
     "alerts", "alert_rate", "late", "stats", "score_mean", "scored", "reference", "judgement",
     "psi", "ks", "ks_pvalue", "wasserstein", "mean_shift", "scale_ratio", "shifted_by",
     "change_detected", "score_change_detected", "status", "episode", "sparse", "seasonal",
+    "pooled_windows",
 }  # fmt: skip
 
 

@@ -26,7 +26,7 @@ FIXED = {
     "confirm_for": 0,
     "seasonality": {"detect": False},
     "min_count": 100,
-    "thresholds": {"mean_shift": 0.5, "significance": 0.001},
+    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
 }
 
 

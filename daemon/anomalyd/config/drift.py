@@ -42,7 +42,13 @@ class DriftThresholds(_Strict):
     ks: float = Field(0.1, gt=0, le=1, description="Kolmogorov-Smirnov statistic (with psi).")
     psi: float = Field(0.2, gt=0, allow_inf_nan=False, description="PSI (with ks).")
     significance: float = Field(
-        0.005, gt=0, lt=0.5, description="The difference must be this unlikely as sampling noise."
+        0.00001, gt=0, lt=0.5, description="The difference must be this unlikely as sampling noise."
+    )
+    suspect_significance: float = Field(
+        0.02,
+        gt=0,
+        lt=0.5,
+        description="... for one window to make the stream suspect (confirm_windows > 1).",
     )
 
 

@@ -45,11 +45,24 @@ from anomalyd.drift.change import Detector, make_detector
 from anomalyd.drift.episode import STABLE, Change, Episode, Status, step
 from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
 from anomalyd.drift.reference import Reference, ReferenceHistory, Snapshot
-from anomalyd.drift.rule import Comparison, Judgement, Side, compare
+from anomalyd.drift.rule import (
+    Comparison,
+    Judgement,
+    Side,
+    compare,
+    confirms,
+    leans,
+    pooled_side,
+    with_significance,
+)
 from anomalyd.drift.sample import window_seed
 from anomalyd.drift.seasonal import Profile
 from anomalyd.drift.summary import Summary
 from anomalyd.drift.windows import OpenWindows, window_start
+
+#: Windows a suspicion may pool before it is dropped as not clear (its windows are
+#: held back at full size meanwhile).
+MAX_SUSPICION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,8 +502,16 @@ class DriftMonitor:
         before, verdict = state.episode, _verdict(judged)
         state.closed += 1
         state.judged += verdict is not None
+        confirmable = not any(j.judgement is Judgement.LEANING for j in judged) or any(
+            j.judgement is Judgement.SHIFTED for j in judged
+        )
         state.episode, change = step(
-            before, verdict, window.start, state.confirm, config.stable_windows
+            before,
+            verdict,
+            window.start,
+            state.confirm,
+            config.stable_windows,
+            confirmable=confirmable,
         )
         self._learn(state, window.start, judged, before.status)
         # The record that closes an episode still names it; the next one does not.
@@ -533,8 +554,37 @@ class DriftMonitor:
             return _Judged(name, slot, side, Judgement.TOO_FEW_EVENTS, None, reference)
         if reference is None:
             return _Judged(name, slot, side, Judgement.NO_REFERENCE, None, None)
-        comparison = compare(side, reference.side, config.thresholds, config.psi_bins)
+        held = tracked.reference.held_sides()
+        if state.episode.status is Status.SUSPECT and held:
+            return self._judge_suspicion(name, slot, side, held, reference)
+        # With confirmation to come, a window need only be suspect on its own.
+        thresholds = config.thresholds
+        if state.confirm > 1:
+            thresholds = with_significance(thresholds, thresholds.suspect_significance)
+        comparison = compare(side, reference.side, thresholds, config.psi_bins)
         judgement = Judgement.SHIFTED if comparison.shifted else Judgement.UNCHANGED
+        return _Judged(name, slot, side, judgement, comparison, reference)
+
+    def _judge_suspicion(
+        self,
+        name: str,
+        slot: _FieldWindow,
+        side: Side,
+        held: tuple[Side, ...],
+        reference: Reference,
+    ) -> _Judged:
+        """A later window of a suspicion: the suspicion's windows pooled (more events
+        than one window holds), and the window itself leaning the same way."""
+        config = self._config
+        pool = pooled_side([*held, side])
+        pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
+        if confirms(side, reference.side, pooled):
+            judgement = Judgement.SHIFTED
+        elif leans(side, reference.side, pooled) and len(held) + 1 < MAX_SUSPICION:
+            judgement = Judgement.LEANING  # more windows may make it clear
+        else:
+            judgement = Judgement.UNCHANGED
+        comparison = replace(pooled, pooled=len(held) + 1)
         return _Judged(name, slot, side, judgement, comparison, reference)
 
     def _records(
@@ -630,7 +680,7 @@ def _verdict(judged: list[_Judged]) -> bool | None:
     verdicts = [j.judgement for j in judged if j.comparison is not None]
     if not verdicts:
         return None
-    return Judgement.SHIFTED in verdicts
+    return Judgement.SHIFTED in verdicts or Judgement.LEANING in verdicts
 
 
 def _episode_id(stream: str, since: float) -> str:

@@ -118,5 +118,6 @@ _NOT_COMPARED: dict[str, Any] = {
     "wasserstein": None,
     "mean_shift": None,
     "scale_ratio": None,
+    "pooled_windows": None,
     "shifted_by": [],
 }

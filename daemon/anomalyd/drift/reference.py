@@ -55,6 +55,11 @@ class Reference:
     side: Side
 
 
+#: A rolling reference pools about this many windows' worth of values (K each): a
+#: reference of many sparse windows then keeps nearly all their values.
+POOL_WINDOWS = 2
+
+
 class ReferenceHistory:
     """One field's reference windows."""
 
@@ -76,6 +81,10 @@ class ReferenceHistory:
     def held(self) -> tuple[Snapshot, ...]:
         return self._held
 
+    def held_sides(self) -> tuple[Side, ...]:
+        """The windows of the current suspicion, oldest first."""
+        return tuple(w.side for w in self._held)
+
     def load(self, windows: tuple[Snapshot, ...], held: tuple[Snapshot, ...]) -> None:
         """Take back what a snapshot kept (`drift.state`)."""
         self._windows, self._held = windows[-self._size :], held
@@ -95,17 +104,21 @@ class ReferenceHistory:
     ) -> None:
         """Take in a judged window with at least `min_count` events (the caller checks);
         `sample_size` is K, what a window's sample holds at most."""
-        snapshot = self._thinned(snapshot, thinned_size(sample_size, self._size))
+        # Held-back windows keep their whole sample: a suspicion is judged on them pooled
+        # (`held_sides`); they are thinned once they join the reference.
+        size = thinned_size(POOL_WINDOWS * sample_size, self._size)
+        held = tuple(self._thinned(w, size) for w in self._held)
+        whole, snapshot = snapshot, self._thinned(snapshot, size)
         if self.mode == "pinned":
             self._pin(snapshot)
         elif judgement is Judgement.NO_REFERENCE:
             self._keep([snapshot])
         elif after is Status.DRIFTING:
             opened = before is not Status.DRIFTING
-            self._keep([*self._held, snapshot], replace=opened)
+            self._keep([*held, snapshot], replace=opened)
             self._held = ()
         elif after is Status.SUSPECT:
-            self._held = (*self._held, snapshot)
+            self._held = (*self._held, whole)
         elif after is Status.STABLE and judgement is Judgement.UNCHANGED:
             self._keep([snapshot])
             self._held = ()

@@ -26,6 +26,7 @@ an exact standard error. A single shifted window is only a suspicion:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from anomalyd.config.drift import DriftThresholds
-from anomalyd.drift import distance
+from anomalyd.drift import distance, summary
 from anomalyd.drift.sample import FloatArray
 from anomalyd.drift.summary import Stats
 
@@ -49,6 +50,9 @@ class Judgement(StrEnum):
     NO_REFERENCE = "no_reference"
     #: The stream's first seasonal period: its cycle is being learned, not judged.
     LEARNING = "learning"
+    #: A later window of a suspicion: it points the same way, but the suspicion's
+    #: windows pooled are not clear of noise yet (the suspicion goes on).
+    LEANING = "leaning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,8 @@ class Comparison:
     location: bool
     spread: bool
     shape: bool
+    #: Windows compared together: more than 1 for the later windows of a suspicion.
+    pooled: int = 1
 
     @property
     def shifted(self) -> bool:
@@ -82,6 +88,7 @@ class Comparison:
             "wasserstein": self.wasserstein,
             "mean_shift": self.mean_shift,
             "scale_ratio": self.scale_ratio,
+            "pooled_windows": self.pooled,
             "shifted_by": [
                 name
                 for name, hit in (
@@ -122,6 +129,48 @@ def compare(current: Side, reference: Side, thresholds: DriftThresholds, bins: i
         and _spread_z(ratio, current, reference) >= z_min,
         shape=ks >= thresholds.ks and psi >= thresholds.psi and ks_p <= thresholds.significance,
     )
+
+
+#: How clearly each later window of a suspicion must itself point the way the pooled
+#: suspicion does (z, one direction: 2.5% by chance alone).
+LEAN_Z = 1.96
+
+
+def pooled_side(sides: Sequence[Side]) -> Side:
+    """Windows taken together: exact moments, their samples concatenated."""
+    sample = np.sort(np.concatenate([s.sample for s in sides]))
+    return Side(summary.pooled([s.stats for s in sides], sample), sample)
+
+
+def confirms(current: Side, reference: Side, pooled: Comparison) -> bool:
+    """Whether a suspicion is confirmed: its windows pooled differ from the reference,
+    and the newest window itself leans the same way, so one odd window does not carry
+    the next."""
+    return pooled.shifted and leans(current, reference, pooled)
+
+
+def leans(current: Side, reference: Side, pooled: Comparison) -> bool:
+    """Whether the newest window of a suspicion points the way its windows pooled do:
+    its mean or its spread off the reference's in the pool's direction, or its shape
+    off, each at z >= LEAN_Z on its own (2.5% by chance alone)."""
+    shift = current.stats.mean - reference.stats.mean
+    if _leans(shift, pooled.mean_shift) and _mean_z(current, reference) >= LEAN_Z:
+        return True
+    ratio = _spread_ratio(current, reference)
+    wider = _leans(math.log(ratio), math.log(pooled.scale_ratio))
+    if wider and _spread_z(ratio, current, reference) >= LEAN_Z:
+        return True
+    ks = distance.ks_statistic(current.sample, reference.sample)
+    p = distance.ks_pvalue(ks, current.sample.size, reference.sample.size)
+    return p <= 2.0 * (1.0 - NormalDist().cdf(LEAN_Z))
+
+
+def with_significance(thresholds: DriftThresholds, significance: float) -> DriftThresholds:
+    return thresholds.model_copy(update={"significance": significance})
+
+
+def _leans(value: float, like: float) -> bool:
+    return value * like > 0.0
 
 
 def _mean_z(current: Side, reference: Side) -> float:

@@ -35,6 +35,8 @@ LADDER = (
     43200.0,
     86400.0,
 )
+#: The longest window a stream that can fill a shorter one gets.
+QUICK = 21600.0
 #: A size is taken once it is expected to hold this share of `target_events`: the
 #: next size up may double the detection delay for a few events more.
 _ENOUGH = 0.8
@@ -58,11 +60,15 @@ def choose(count: int, span: float, config: DriftSection) -> Size:
         return Size(config.window, False)
     rate = (count - 1) / span if span > 0 and count > 1 else 0.0
     sizes = _candidates(config)
-    for size in sizes:
-        if rate * size >= _ENOUGH * config.target_events:
-            return Size(size, rate * size < config.min_count)
-    largest = sizes[-1]
-    return Size(largest, rate * largest < config.min_count)
+    fits = [s for s in sizes if rate * s >= _ENOUGH * config.target_events]
+    size = fits[0] if fits else sizes[-1]
+    # A slow stream's windows are the first to grow long: past QUICK, a shorter one that
+    # still holds twice min_count is taken, so a change is seen within a day (a
+    # suspicion pools the evidence of several windows, see `rule.confirms`).
+    if size > QUICK:
+        quick = [s for s in sizes if s <= QUICK and rate * s >= 2 * config.min_count]
+        size = quick[-1] if quick else size
+    return Size(size, rate * size < config.min_count)
 
 
 def _candidates(config: DriftSection) -> list[float]:
