@@ -13,17 +13,17 @@
   stream has settled. A pinned reference never moves: the episode lasts until
   the data comes back to it.
 
-A rolling reference keeps each of its N windows thinned to ceil(K / N) values
+A rolling reference keeps each of its N windows thinned to ceil(2K / N) values
 (`sample.thin`: the window's quantile function at evenly spaced points, min and
-max included), so the pool it compares with holds at most ~K values, as a
-single window's sample does, and the significance tests count those values, not
-the ones they summarise. Its count, mean, std, min and max still come from every
-event of its windows (their Stats); its quantiles from the pool.
+max included), so the pool it compares with holds at most ~2K values (nearly all
+of a slow stream's), and the significance tests count those values, not the ones
+they summarise. Its count, mean, std, min and max still come from every event of
+its windows (their Stats); its quantiles from the pool.
 
-Memory: at most N windows (1 unless rolling) plus `confirm_windows - 1`
-held-back windows, each its Stats (~0.3 KB) and a sorted sample of at most K
-doubles, ceil(K / N) if rolling: the N windows' samples hold ~K doubles in all
-(4 KB at K = 512, N = 4), a held-back window ceil(K / N) more.
+Memory: at most N windows (1 unless rolling) plus the held-back windows of a
+suspicion (at most 3, kept whole: they are judged pooled), each its Stats (~0.3 KB)
+and a sorted sample of at most K doubles, ceil(2K / N) if rolling: the N windows'
+samples hold ~2K doubles in all (8 KB at K = 512).
 """
 
 from __future__ import annotations
