@@ -50,7 +50,6 @@ from anomalyd.drift.rule import (
     Judgement,
     Side,
     compare,
-    confirms,
     leans,
     pooled_side,
     with_significance,
@@ -577,10 +576,13 @@ class DriftMonitor:
         than one window holds), and the window itself leaning the same way."""
         config = self._config
         pool = pooled_side([*held, side])
+        loose = with_significance(config.thresholds, config.thresholds.suspect_significance)
         pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
-        if confirms(side, reference.side, pooled):
+        if leans(side, reference.side, pooled, config.thresholds):
             judgement = Judgement.SHIFTED
-        elif leans(side, reference.side, pooled) and len(held) + 1 < MAX_SUSPICION:
+        elif len(held) + 1 < MAX_SUSPICION and leans(
+            side, reference.side, compare(pool, reference.side, loose, config.psi_bins), loose
+        ):
             judgement = Judgement.LEANING  # more windows may make it clear
         else:
             judgement = Judgement.UNCHANGED

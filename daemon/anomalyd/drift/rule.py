@@ -142,27 +142,34 @@ def pooled_side(sides: Sequence[Side]) -> Side:
     return Side(summary.pooled([s.stats for s in sides], sample), sample)
 
 
-def confirms(current: Side, reference: Side, pooled: Comparison) -> bool:
-    """Whether a suspicion is confirmed: its windows pooled differ from the reference,
-    and the newest window itself leans the same way, so one odd window does not carry
-    the next."""
-    return pooled.shifted and leans(current, reference, pooled)
-
-
-def leans(current: Side, reference: Side, pooled: Comparison) -> bool:
-    """Whether the newest window of a suspicion points the way its windows pooled do:
-    its mean or its spread off the reference's in the pool's direction, or its shape
-    off, each at z >= LEAN_Z on its own (2.5% by chance alone)."""
-    shift = current.stats.mean - reference.stats.mean
-    if _leans(shift, pooled.mean_shift) and _mean_z(current, reference) >= LEAN_Z:
+def leans(current: Side, reference: Side, pooled: Comparison, thresholds: DriftThresholds) -> bool:
+    """Whether the newest window of a suspicion itself shows a difference its windows
+    pooled show: on a kind the pool is shifted by, in the pool's direction, material,
+    and at z >= LEAN_Z on its own. So one odd window (a burst of noise) does not carry
+    the windows after it."""
+    if not pooled.shifted:
+        return False
+    shift = (current.stats.mean - reference.stats.mean) / max(reference.stats.std, _TINY)
+    if (
+        pooled.location
+        and _leans(shift, pooled.mean_shift)
+        and abs(shift) >= thresholds.mean_shift
+        and _mean_z(current, reference) >= LEAN_Z
+    ):
         return True
     ratio = _spread_ratio(current, reference)
-    wider = _leans(math.log(ratio), math.log(pooled.scale_ratio))
-    if wider and _spread_z(ratio, current, reference) >= LEAN_Z:
+    if (
+        pooled.spread
+        and _leans(math.log(ratio), math.log(pooled.scale_ratio))
+        and _spread_material(ratio, thresholds.scale_ratio)
+        and _spread_z(ratio, current, reference) >= LEAN_Z
+    ):
         return True
+    if not pooled.shape:
+        return False
     ks = distance.ks_statistic(current.sample, reference.sample)
     p = distance.ks_pvalue(ks, current.sample.size, reference.sample.size)
-    return p <= 2.0 * (1.0 - NormalDist().cdf(LEAN_Z))
+    return ks >= thresholds.ks and p <= 2.0 * (1.0 - NormalDist().cdf(LEAN_Z))
 
 
 def with_significance(thresholds: DriftThresholds, significance: float) -> DriftThresholds:
