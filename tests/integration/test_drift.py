@@ -72,9 +72,15 @@ async def test_a_mean_shift_is_reported_per_window_and_alerted_once(
         assert status == 200
         [latest] = orjson.loads(body)["streams"]["api.p95"]
         assert latest["status"] == "drifting"
+        coverage = orjson.loads(body)["windows"]["api.p95"]
+        assert (coverage["window"], coverage["sparse"]) == (60.0, False)
+        assert 0 < coverage["windows_judged"] <= coverage["windows_closed"]
         history = orjson.loads(worker.get("/api/drift?stream=api.p95")[1])["windows"]
         assert len(history) >= 2
-        assert b"anomalyd_drifting_streams 1.0" in worker.get("/metrics")[1]
+        metrics = worker.get("/metrics")[1]
+        assert b"anomalyd_drifting_streams 1.0" in metrics
+        assert b"anomalyd_drift_sparse_streams 0.0" in metrics
+        assert b'anomalyd_drift_field_windows_total{judgement="shifted"}' in metrics
         assert len(drift_alerts(httpserver)) == 1  # one alert per episode, not a flood
     finally:
         worker.stop()
