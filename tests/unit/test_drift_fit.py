@@ -209,3 +209,49 @@ def test_one_snapshot_holds_the_engine_and_the_drift_state() -> None:
     assert third.engine.snapshot("s") is not None
     assert third.drift is not None
     assert third.drift.state("s") is None
+
+
+# -- the decision rule on realistic cadences -------------------------------------------------
+
+
+def variance_doubled(since: float) -> Values:
+    def values(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+        return rng.normal(50.0, np.where(t >= since, 2.0 * math.sqrt(2.0), 2.0), t.size)
+
+    return values
+
+
+def test_a_slow_streams_doubled_variance_is_seen_within_a_day() -> None:
+    """One event every five minutes: a day holds 288. A suspicion is judged on its
+    windows pooled, so the evidence of several 6-hour windows adds up."""
+    change = T0 + 3.4 * DAY
+    seen = 0
+    for seed in range(6):
+        m = DriftMonitor(DriftSection(), URL)
+        _, alerts = feed(m, 300.0, 4.5, variance_doubled(change), seed=seed)
+        fired = firing(alerts)
+        seen += bool(fired) and fired[0].starts_at < change + DAY
+    assert seen >= 4
+
+
+def bursts(at: Sequence[float], minutes: float = 10.0) -> Values:
+    """N(50, 2), with `minutes` of three times the spread from each of `at` on."""
+
+    def values(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+        inside = np.zeros(t.size, dtype=bool)
+        for start in at:
+            inside |= (t >= start) & (t < start + 60.0 * minutes)
+        return rng.normal(50.0, np.where(inside, 6.0, 2.0), t.size)
+
+    return values
+
+
+def test_noise_bursts_across_window_edges_open_no_episode() -> None:
+    # 20-minute windows at one event a second; every 2 hours, 15 minutes of noise across
+    # the edge of two windows: the suspicion they open is not carried by the window
+    # after them (it must show a material difference of its own).
+    edges = [T0 + DAY + 3600.0 * h + 1200.0 - 450.0 for h in range(2, 48, 2)]
+    m = DriftMonitor(DriftSection(), URL)
+    records, alerts = feed(m, 1.0, 3.0, bursts(edges, minutes=15.0), seed=1)
+    assert firing(alerts) == []
+    assert any(r.judgement is Judgement.SHIFTED for r in records)  # each burst is seen
