@@ -26,7 +26,7 @@ from anomalyd.config.drift import DriftSection
 from anomalyd.domain import Alert
 from anomalyd.drift.change import make_detector
 from anomalyd.drift.episode import Episode, Status
-from anomalyd.drift.monitor import StreamState, _Field, _FieldWindow, _Window, shape
+from anomalyd.drift.monitor import MAX_SUSPICION, StreamState, _Field, _FieldWindow, _Window, shape
 from anomalyd.drift.reference import ReferenceHistory, Snapshot
 from anomalyd.drift.rule import Side
 from anomalyd.drift.sample import Reservoir
@@ -253,7 +253,10 @@ def _read_field(item: Plain, where: str, config: DriftSection) -> _Field:
     reference = ReferenceHistory(config.reference, config.rolling_windows, config.pinned_start_ts)
     reference.load(
         tuple(_read_snapshot(s, f"{where}.reference") for s in _list2(data, "reference", where)),
-        tuple(_read_snapshot(s, f"{where}.held") for s in _list2(data, "held", where)),
+        tuple(
+            _read_snapshot(s, f"{where}.held")
+            for s in _list2(data, "held", where)[1 - MAX_SUSPICION :]
+        ),
     )
     seasonal = required(data, "seasonal", where)
     return _Field(
@@ -291,10 +294,10 @@ def _read_profile(item: Plain, where: str, config: DriftSection) -> Profile | No
     m2 = read_floats(required(data, "m2", where), f"{where}.m2")
     if len(m2) not in (0, bins):
         raise StateError(f"{where}.m2: 0 or {bins} items")
-    return Profile(
-        config.seasonality.period,
-        np.array(read_floats(required(data, "counts", where), f"{where}.counts", bins)),
-        np.array(read_floats(required(data, "means", where), f"{where}.means", bins)),
-        np.array(m2),
-        read_finite(required(data, "cap", where), f"{where}.cap"),
-    )
+    counts = np.array(read_floats(required(data, "counts", where), f"{where}.counts", bins))
+    means = np.array(read_floats(required(data, "means", where), f"{where}.means", bins))
+    arrays = np.concatenate([counts, means, np.array(m2)])
+    if not np.all(np.isfinite(arrays)) or counts.min() < 0 or min(m2, default=0.0) < 0:
+        raise StateError(f"{where}: finite numbers, counts and sums of squares >= 0")
+    cap = read_finite(required(data, "cap", where), f"{where}.cap")
+    return Profile(config.seasonality.period, counts, means, np.array(m2), max(cap, 0.0))
