@@ -147,6 +147,18 @@ class Metrics:
         self.drifting_streams = Gauge(
             "anomalyd_drifting_streams", "Streams inside a confirmed drift episode.", registry=r
         )
+        self.drift_judgements = Counter(
+            "anomalyd_drift_field_windows",
+            "Closed drift windows per field, by judgement (shifted, unchanged, "
+            "too_few_events, no_reference, learning).",
+            ["judgement"],
+            registry=r,
+        )
+        self.drift_sparse_streams = Gauge(
+            "anomalyd_drift_sparse_streams",
+            "Streams whose largest drift window is expected to hold fewer than min_count events.",
+            registry=r,
+        )
         self.feedback = Counter(
             "anomalyd_feedback",
             "Feedback labels applied (once each), by the alert's detector and the label.",

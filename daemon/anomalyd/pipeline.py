@@ -14,11 +14,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import orjson
+import structlog
+
 from anomalyd.config import AnomalydConfig, config_version
 from anomalyd.config.drift import DriftSection
 from anomalyd.decide import Engine
+from anomalyd.decide.state_codec import FORMAT as ENGINE_FORMAT
 from anomalyd.domain import Alert, AlertStatus, Event, Verdict
 from anomalyd.drift import DriftMonitor, DriftUpdate, WindowRecord
+from anomalyd.drift import state as drift_state
+
+_log = structlog.get_logger(__name__)
+
+#: The header of the drift part of a stream's snapshot (after the engine's line).
+DRIFT_FORMAT = b"anomalyd-drift-1\n"
+#: A snapshot with its drift part stays under this (Kafka's default message limit is 1 MB).
+DRIFT_MAX_BYTES = 900_000
 
 
 @dataclass(slots=True)
@@ -39,6 +51,7 @@ class Pipeline:
         self._external_url = config.app.external_url
         self._fallback = config.drift.fallback_to_rules
         self.drift = self._monitor(config.drift) if config.drift.enabled else None
+        self._oversized: set[str] = set()  # streams whose drift state was too large to save
         self.engine = Engine(
             config.rules,
             config.model,
@@ -89,6 +102,51 @@ class Pipeline:
             outcome.add_drift(self.drift.flush())
         return outcome
 
+    def snapshot(self, stream: str) -> bytes | None:
+        """The stream's whole state, one snapshot: the engine's (one line of versioned
+        JSON, `decide.state_codec`), then, if drift tracks the stream, a line with the
+        drift monitor's (`drift.state`)."""
+        blob = self.engine.snapshot(stream)
+        drift = self.drift
+        state = drift.state(stream) if drift is not None and blob is not None else None
+        if blob is None or drift is None or state is None:
+            return blob
+        part = orjson.dumps(drift_state.encode(state, drift.config))
+        if len(blob) + len(part) > DRIFT_MAX_BYTES:
+            # Many fields with large windows: the record would pass Kafka's default
+            # message limit. The engine's state is saved; drift relearns after a restart.
+            if stream not in self._oversized:
+                self._oversized.add(stream)
+                _log.warning("drift_state_not_saved", stream=stream[:200], bytes=len(part))
+            return blob
+        return blob + b"\n" + DRIFT_FORMAT + part
+
+    def refusal(self, stream: str, blob: bytes) -> str | None:
+        """Resume a stream from `snapshot`: None once done, else why the engine refused
+        it (nothing changes then). A drift part that cannot be read leaves the stream's
+        drift to start afresh, and says so in the log."""
+        engine_blob, drift_blob = _split(blob)
+        reason = self.engine.refusal(stream, engine_blob)
+        if reason is None and drift_blob is not None and self.drift is not None:
+            self._restore_drift(self.drift, stream, drift_blob)
+        return reason
+
+    def _restore_drift(self, drift: DriftMonitor, stream: str, blob: bytes) -> None:
+        try:
+            if not blob.startswith(DRIFT_FORMAT):
+                raise ValueError("not a drift state of this version")
+            state = drift_state.decode(orjson.loads(blob[len(DRIFT_FORMAT) :]), drift.config)
+        except (ValueError, TypeError, LookupError) as error:  # StateError is a ValueError
+            # Whatever the blob holds, the stream goes on: its drift learns again.
+            _log.warning("drift_state_refused", stream=stream[:200], reason=str(error)[:200])
+            return
+        if state is None:
+            _log.info(
+                "drift_state_reset", stream=stream[:200], reason="window or reference changed"
+            )
+            return
+        drift.restore(stream, state)
+
     def forget(self, streams: Iterable[str]) -> None:
         gone = list(streams)
         self.engine.forget(gone)
@@ -117,3 +175,14 @@ class Pipeline:
 
     def _untrusted(self, stream: str) -> bool:
         return self._fallback and self.drift is not None and self.drift.is_drifting(stream)
+
+
+def _split(blob: bytes) -> tuple[bytes, bytes | None]:
+    """The engine's part of a snapshot and the drift part, if any (a snapshot written
+    before drift state was kept has none)."""
+    if not blob.startswith(ENGINE_FORMAT):
+        return blob, None
+    end = blob.find(b"\n", len(ENGINE_FORMAT))
+    if end < 0:
+        return blob, None
+    return blob[:end], blob[end + 1 :]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from anomalyd.config import ConfigError, DriftSection, load_config, parse_config
-from anomalyd.config.drift import AdwinDetector, PageHinkleyDetector
+from anomalyd.config.drift import AdwinDetector, PageHinkleyDetector, Seasonality
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "anomalyd.yaml"
 
@@ -30,8 +30,10 @@ def problems(text: str) -> list[str]:
 def test_defaults() -> None:
     drift = parse_config("{}", environ={}).drift
     assert drift == DriftSection()
-    assert (drift.window, drift.grace, drift.reference) == (300.0, 30.0, "rolling")
-    assert (drift.confirm_windows, drift.stable_windows) == (2, 3)
+    assert (drift.window, drift.grace, drift.reference) == (None, 30.0, "rolling")
+    assert (drift.min_window, drift.max_window, drift.target_events) == (1200.0, 86400.0, 100)
+    assert (drift.confirm_windows, drift.confirm_for, drift.stable_windows) == (2, 3600.0, 3)
+    assert drift.seasonality == Seasonality(detect=True, period=86400.0)
     assert drift.change_detector == AdwinDetector(type="adwin")
     assert drift.pinned_start_ts is None
 

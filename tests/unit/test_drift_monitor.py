@@ -22,8 +22,18 @@ URL = "http://anomalyd.test:6066"
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 
 
+#: Fixed windows judged from the first, the rule's former thresholds: what these tests
+#: pin down is the mechanics, not the defaults (`make bench-drift` measures those).
+FIXED = {
+    "confirm_for": 0,
+    "seasonality": {"detect": False},
+    "min_count": 100,
+    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
+}
+
+
 def monitor(**config: Any) -> DriftMonitor:
-    settings = {"window": W, "grace": 0, **config}
+    settings = {**FIXED, "window": W, "grace": 0, **config}
     return DriftMonitor(DriftSection.model_validate(settings), URL)
 
 
@@ -215,7 +225,8 @@ RECORD_KEYS = {
     "stream", "field", "start", "end", "closed_by", "events", "invalid", "invalid_rate",
     "alerts", "alert_rate", "late", "stats", "score_mean", "scored", "reference", "judgement",
     "psi", "ks", "ks_pvalue", "wasserstein", "mean_shift", "scale_ratio", "shifted_by",
-    "change_detected", "score_change_detected", "status", "episode",
+    "change_detected", "score_change_detected", "status", "episode", "sparse", "seasonal",
+    "pooled_windows",
 }  # fmt: skip
 
 

@@ -20,8 +20,18 @@ URL = "http://anomalyd.test"
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 
 
+#: Fixed windows judged from the first, the rule's former thresholds: what these tests
+#: pin down is the mechanics, not the defaults (`make bench-drift` measures those).
+FIXED = {
+    "confirm_for": 0,
+    "seasonality": {"detect": False},
+    "min_count": 100,
+    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
+}
+
+
 def section(**settings: Any) -> DriftSection:
-    return DriftSection.model_validate({"window": W, "grace": 0, **settings})
+    return DriftSection.model_validate({**FIXED, "window": W, "grace": 0, **settings})
 
 
 def feed(m: DriftMonitor, windows: int, shift_from: int, first: int = 0) -> list[DriftUpdate]:

@@ -46,7 +46,7 @@ def kinds(current: np.ndarray | list[float], reference: np.ndarray | list[float]
     [
         (normal(1, 500), set()),
         (normal(1, 500, mean=1.0), {"location", "shape"}),
-        (normal(1, 500, std=math.sqrt(2)), {"spread"}),
+        (normal(2, 500, std=math.sqrt(2)), {"spread"}),
         (normal(1, 500, std=0.6), {"spread", "shape"}),
         # Same mean and variance, two modes.
         (np.random.default_rng(1).choice((-0.95, 0.95), 500) + normal(2, 500, std=0.31), {"shape"}),

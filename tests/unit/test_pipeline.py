@@ -13,7 +13,9 @@ T0 = 1_700_000_000.0 - 1_700_000_000.0 % 60
 
 CONFIG = """
 model: {{mode: model, warmup: 100, seasonality: false, threshold: 0.5, keep_firing_for: 5s}}
-drift: {{window: 60s, grace: 0s, min_count: 50, fallback_to_rules: {fallback}}}
+drift: {{window: 60s, grace: 0s, min_count: 50, fallback_to_rules: {fallback}, confirm_for: 0s,
+  seasonality: {{detect: false}},
+  thresholds: {{mean_shift: 0.5, significance: 0.001, suspect_significance: 0.001}}}}
 """
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 
 from anomalyd.backtest.run import BacktestResult
+from anomalyd.drift import WindowRecord
 from anomalyd.evaluate.pages import pages, stream_days
 
 
@@ -57,7 +59,26 @@ def summary_lines(result: BacktestResult, elapsed: float) -> list[str]:
         lines.append(
             f"drift windows closed: {len(result.drift)}, drifting: {sum(drifting.values())}"
         )
+        lines += _coverage(result.drift)
         lines += _table("drifting windows per stream", drifting)
+    return lines
+
+
+def _coverage(records: Sequence[WindowRecord]) -> list[str]:
+    """How many of the streams' windows were judged, and the streams too sparse to be:
+    a stream's window is judged when one of its fields was compared with a reference."""
+    windows: dict[tuple[str, float], bool] = {}
+    for r in records:
+        windows[(r.stream, r.start)] = windows.get((r.stream, r.start), False) or r.judged
+    judged = sum(windows.values())
+    by_stream = Counter(stream for stream, _ in windows)
+    lines = [f"drift: judged {judged} of {len(windows)} windows ({len(by_stream)} stream(s))"]
+    sparse = sorted({r.stream for r in records if r.sparse})
+    if sparse:
+        shown = ", ".join(sparse[:10]) + (
+            f" and {len(sparse) - 10} more" if len(sparse) > 10 else ""
+        )
+        lines.append(f"drift: {len(sparse)} stream(s) too sparse to judge most windows: {shown}")
     return lines
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from anomalyd.config.durations import Duration
 from anomalyd.domain import Severity
@@ -31,7 +31,7 @@ class DriftThresholds(_Strict):
     """
 
     mean_shift: float = Field(
-        0.5, gt=0, allow_inf_nan=False, description="|mean - reference mean| / reference std."
+        0.3, gt=0, allow_inf_nan=False, description="|mean - reference mean| / reference std."
     )
     scale_ratio: float = Field(
         1.25,
@@ -42,7 +42,13 @@ class DriftThresholds(_Strict):
     ks: float = Field(0.1, gt=0, le=1, description="Kolmogorov-Smirnov statistic (with psi).")
     psi: float = Field(0.2, gt=0, allow_inf_nan=False, description="PSI (with ks).")
     significance: float = Field(
-        0.001, gt=0, lt=0.5, description="The difference must be this unlikely as sampling noise."
+        0.00001, gt=0, lt=0.5, description="The difference must be this unlikely as sampling noise."
+    )
+    suspect_significance: float = Field(
+        0.02,
+        gt=0,
+        lt=0.5,
+        description="... for one window to make the stream suspect (confirm_windows > 1).",
     )
 
 
@@ -62,6 +68,28 @@ class PageHinkleyDetector(_Strict):
 ChangeDetector = Annotated[AdwinDetector | PageHinkleyDetector, Field(discriminator="type")]
 
 
+def _auto_or_duration(raw: object) -> object:
+    return None if raw == "auto" else raw
+
+
+#: `auto` (None): each stream's window is sized from its rate (`drift.sizing`).
+WindowSize = Annotated[Duration | None, BeforeValidator(_auto_or_duration)]
+
+
+class Seasonality(_Strict):
+    """A daily (or other) cycle, found online: judged with the cycle taken out."""
+
+    detect: bool = Field(True, description="Learn one period, then test for a cycle.")
+    period: Duration = Field(86400.0, ge=3600, le=4 * 604800, description="The cycle's length.")
+    bins: int = Field(24, ge=4, le=1440, description="Phases of the profile per period.")
+    min_strength: float = Field(
+        0.25,
+        gt=0,
+        allow_inf_nan=False,
+        description="The profile's std over phases, in within-phase std, to call it seasonal.",
+    )
+
+
 class DriftSection(_Strict):
     enabled: bool = True
     fallback_to_rules: bool = Field(
@@ -69,19 +97,28 @@ class DriftSection(_Strict):
         description="While a stream drifts, its model does not page and re-learns the new regime.",
     )
     streams: list[str] = Field(["*"], min_length=1, description="Globs over stream names.")
-    window: Duration = Field(300.0, gt=0, description="Tumbling window, aligned to event time.")
+    window: WindowSize = Field(
+        None, gt=0, description="Tumbling window, aligned to event time; None: auto."
+    )
+    target_events: int = Field(100, ge=10, description="Auto windows: events per window.")
+    min_window: Duration = Field(1200.0, gt=0, description="Auto windows: the smallest size.")
+    max_window: Duration = Field(86400.0, gt=0, description="Auto windows: the largest size.")
     grace: Duration = Field(30.0, ge=0, description="How late an event may still join its window.")
     reference: ReferenceMode = "rolling"
-    rolling_windows: int = Field(4, ge=1, le=64)
+    rolling_windows: int = Field(12, ge=1, le=64)
     pinned_start: datetime | None = Field(
         None, description="With reference: pinned, the start of the reference window."
     )
-    min_count: int = Field(100, ge=10, description="Fewer events and a window is not judged.")
+    min_count: int = Field(30, ge=10, description="Fewer events and a window is not judged.")
     sample_size: int = Field(512, ge=32, le=65536, description="Values kept per window (K).")
     psi_bins: int = Field(10, ge=2, le=100)
     thresholds: DriftThresholds = DriftThresholds()
     confirm_windows: int = Field(2, ge=1, le=100, description="Shifted in a row to open.")
+    confirm_for: Duration = Field(
+        3600.0, ge=0, description="... and at least this long (a short burst is not drift)."
+    )
     stable_windows: int = Field(3, ge=1, le=100, description="Unshifted in a row to close.")
+    seasonality: Seasonality = Seasonality()
     change_detector: ChangeDetector = AdwinDetector(type="adwin")
     alertname: str = Field("DataDrift", pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
     severity: Severity = Severity.WARNING
@@ -96,9 +133,17 @@ class DriftSection(_Strict):
                 raise ValueError("pinned_start needs reference: pinned")
             if self.pinned_start.tzinfo is None:
                 raise ValueError("pinned_start needs a timezone, e.g. 2026-11-22T00:00:00Z")
+            if self.window is None:
+                raise ValueError("pinned_start needs a window size (window: auto sizes per stream)")
             offset = self.pinned_start.timestamp() % self.window
             if min(offset, self.window - offset) > 1e-6:
                 raise ValueError("pinned_start must be the start of a window (a multiple of it)")
+        return self
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DriftSection:
+        if self.min_window > self.max_window:
+            raise ValueError("min_window must not exceed max_window")
         return self
 
     @property

@@ -15,6 +15,7 @@ from anomalyd.config.drift import DriftSection
 from anomalyd.decide import alerts
 from anomalyd.domain import Alert, format_time
 from anomalyd.drift.record import WindowRecord
+from anomalyd.drift.rule import Judgement
 
 DETECTOR = "drift"
 
@@ -27,7 +28,7 @@ def episode_alert(
     external_url: str,
 ) -> Alert:
     """The firing alert of an episode that opened on the window of `records`."""
-    shifted = [r for r in records if r.comparison is not None and r.comparison.shifted]
+    shifted = [r for r in records if r.judgement is Judgement.SHIFTED]
     worst = max(shifted, key=lambda r: r.comparison.strength if r.comparison else 0.0)
     identity = {
         "alertname": config.alertname,

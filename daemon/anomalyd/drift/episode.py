@@ -42,9 +42,17 @@ STABLE = Episode()
 
 
 def step(
-    episode: Episode, shifted: bool | None, start: float, confirm: int, stable: int
+    episode: Episode,
+    shifted: bool | None,
+    start: float,
+    confirm: int,
+    stable: int,
+    *,
+    confirmable: bool = True,
 ) -> tuple[Episode, Change | None]:
-    """The state after a window that started at `start` (`shifted` None: not judged)."""
+    """The state after a window that started at `start` (`shifted` None: not judged).
+    A shifted window that is not `confirmable` (its suspicion leans the same way, but
+    its evidence is not clear yet) keeps the stream suspect without opening."""
     if shifted is None:
         return episode, None
     if episode.status is Status.DRIFTING:
@@ -53,7 +61,7 @@ def step(
         return STABLE, None
     streak = episode.streak + 1 if episode.status is Status.SUSPECT else 1
     since = episode.since if episode.status is Status.SUSPECT else start
-    if streak >= confirm:
+    if streak >= confirm and confirmable:
         return Episode(Status.DRIFTING, 0, since), Change.OPENED
     return Episode(Status.SUSPECT, streak, since), None
 

@@ -17,14 +17,20 @@ window to ceil(K / N) values, see `reference`), as much again at most for the
 windows held back during a suspicion, 1 or 2 open windows (a sample of at most K
 doubles each, growing with the events), and two River ADWINs (~0.5 KB new, ~2.5 KB
 after a few thousand points; the one over model scores is made at the first
-score). Measured with the defaults (K = 512, rolling N = 4), for the whole
-pipeline (`bench_memory`): ~22 KB a stream at 300 events a window, ~5 KB of it the
-ADWINs and ~3 KB the engine. At most `max_fields` fields per stream, `max_streams`
-streams.
+score), and a seasonal field's profile (~0.6 KB, `seasonal`). Measured with K = 512
+and rolling N = 4, before auto windows, for the whole pipeline (`bench_memory`):
+~22 KB a stream at 300 events a window, ~5 KB of it the ADWINs and ~3 KB the engine.
+At most `max_fields` fields per stream, `max_streams` streams.
+
+Windows are sized per stream from its rate (`sizing`) unless the config pins a size;
+a field's first seasonal period is learned, then judged with its cycle taken out if
+it has one (`seasonal`). The whole state of a stream is plain data (`state`), saved
+with the stream's snapshot.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
@@ -34,14 +40,28 @@ from anomalyd.config.drift import DriftSection
 from anomalyd.decide import alerts
 from anomalyd.domain import Alert, Event, format_time
 from anomalyd.drift import alerts as drift_alerts
+from anomalyd.drift import sizing
 from anomalyd.drift.change import Detector, make_detector
 from anomalyd.drift.episode import STABLE, Change, Episode, Status, step
 from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
 from anomalyd.drift.reference import Reference, ReferenceHistory, Snapshot
-from anomalyd.drift.rule import Comparison, Judgement, Side, compare
+from anomalyd.drift.rule import (
+    Comparison,
+    Judgement,
+    Side,
+    compare,
+    leans,
+    pooled_side,
+    with_significance,
+)
 from anomalyd.drift.sample import window_seed
+from anomalyd.drift.seasonal import Profile
 from anomalyd.drift.summary import Summary
-from anomalyd.drift.windows import OpenWindows
+from anomalyd.drift.windows import OpenWindows, window_start
+
+#: Windows a suspicion may pool before it is dropped as not clear (its windows are
+#: held back at full size meanwhile).
+MAX_SUSPICION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +100,34 @@ class _Field:
     #: Made at the first model score: a field the model never scores (or not yet, in
     #: its warmup) does without (an ADWIN costs 0.5 KB empty, 2.5 KB after 1,500 points).
     scores: Detector | None = None
+    #: The cycle being learned (seasonal None) or taken out (True); None if not seasonal.
+    profile: Profile | None = None
+    seasonal: bool | None = False
+    #: The field's first value: its first seasonal period ends a period after it.
+    first_ts: float = 0.0
+    #: Windows starting before this are learning, not judged (the first period).
+    judge_from: float = -math.inf
+
+
+#: A value held back while a new stream's window is sized: ts, values, model scores.
+Pending = tuple[float, dict[str, float], dict[str, float | None] | None]
 
 
 @dataclass(slots=True)
 class StreamState:
     """Everything the monitor knows about one stream; picklable (for a Faust table)."""
 
-    windows: OpenWindows[_Window]
+    #: None while the stream's window is being sized (`drift.sizing`).
+    windows: OpenWindows[_Window] | None
     first_ts: float
     max_ts: float
     last_arrival: float
+    pending: list[Pending] = field(default_factory=list)
+    sparse: bool = False
+    #: Shifted windows in a row that open an episode (`confirm_windows`, `confirm_for`).
+    confirm: int = 2
+    closed: int = 0  # windows closed
+    judged: int = 0  # ... of which at least one field was compared with its reference
     fields: dict[str, _Field] = field(default_factory=dict)
     episode: Episode = STABLE
     alert: Alert | None = None  # the firing drift alert, kept to resolve it
@@ -142,13 +180,40 @@ class DriftMonitor:
             state.first_ts = ts
         state.last_arrival = now
         state.labels = event.labels
+        if state.windows is None:
+            state.pending.append((ts, dict(event.values), None if scores is None else dict(scores)))
+            if sizing.ready(len(state.pending), state.max_ts - state.first_ts, self._config):
+                self._size(stream, state)
+            return
+        self._observe(stream, state, ts, event.values, scores)
+
+    def _observe(
+        self,
+        stream: str,
+        state: StreamState,
+        ts: float,
+        values: Mapping[str, float],
+        scores: Mapping[str, float | None] | None,
+    ) -> None:
         window = self._window(stream, state, ts)
         if window is None:
             return
         window.events += 1
-        for name, value in event.values.items():
+        for name, value in values.items():
             score = scores.get(name) if scores is not None else None
-            self._add(stream, state, window, name, value, score)
+            self._add(stream, state, window, ts, name, value, score)
+
+    def _size(self, stream: str, state: StreamState) -> None:
+        """Give the stream its window, from the rate of its held-back events, and replay
+        them into it."""
+        config = self._config
+        pending, state.pending = state.pending, []
+        size = sizing.choose(len(pending), state.max_ts - state.first_ts, config)
+        state.windows = OpenWindows(size.seconds, config.grace)
+        state.sparse = size.sparse
+        state.confirm = max(config.confirm_windows, math.ceil(config.confirm_for / size.seconds))
+        for ts, values, scores in pending:
+            self._observe(stream, state, ts, values, scores)
 
     def record_invalid(self, stream: str, ts: float, now: float) -> None:
         """Count an invalid event of `stream` (at event or broker time `ts`)."""
@@ -172,7 +237,7 @@ class DriftMonitor:
         names = list(self._streams) if stream is None else [stream]
         for name in names:
             state = self._streams.get(name)
-            if state is not None:
+            if state is not None and state.windows is not None:
                 closed = state.windows.close_due(watermark)
                 if closed:
                     self._close(name, state, closed, update, closed_by="watermark")
@@ -183,14 +248,24 @@ class DriftMonitor:
         event time from each stream's last arrival."""
         update = DriftUpdate()
         for name, state in self._streams.items():
-            watermark = state.max_ts + max(0.0, now - state.last_arrival)
-            self._close(name, state, state.windows.close_due(watermark), update)
+            idle = max(0.0, now - state.last_arrival)
+            if (
+                state.windows is None
+                and state.max_ts + idle - state.first_ts >= self._config.max_window
+            ):
+                self._size(name, state)  # too slow to wait for more events
+            if state.windows is not None:
+                watermark = state.max_ts + idle
+                self._close(name, state, state.windows.close_due(watermark), update)
         return update
 
     def flush(self) -> DriftUpdate:
         """Close every open window (end of input)."""
         update = DriftUpdate()
         for name, state in self._streams.items():
+            if state.windows is None:
+                self._size(name, state)
+            assert state.windows is not None  # just sized
             self._close(name, state, state.windows.close_all(), update, closed_by="flush")
         return update
 
@@ -222,7 +297,7 @@ class DriftMonitor:
                 state.alert = None
             if drop:
                 del self._streams[name]
-            else:
+            elif state.windows is not None:
                 state.windows.grace = config.grace
         return ended
 
@@ -256,6 +331,22 @@ class DriftMonitor:
         """Each stream's records of its most recently closed window (for /api/drift)."""
         return {name: state.latest for name, state in self._streams.items() if state.latest}
 
+    def coverage(self) -> dict[str, dict[str, object]]:
+        """Per stream: its window (None while sized), whether it is too sparse to be
+        judged often, and how many of its closed windows were judged."""
+        return {
+            name: {
+                "window": None if state.windows is None else state.windows.size,
+                "sparse": state.sparse,
+                "windows_closed": state.closed,
+                "windows_judged": state.judged,
+            }
+            for name, state in self._streams.items()
+        }
+
+    def sparse_streams(self) -> int:
+        return sum(state.sparse for state in self._streams.values())
+
     def streams(self) -> list[str]:
         return list(self._streams)
 
@@ -263,6 +354,10 @@ class DriftMonitor:
         """Drop streams this worker no longer owns (after a rebalance)."""
         for name in streams:
             self._streams.pop(name, None)
+
+    @property
+    def config(self) -> DriftSection:
+        return self._config
 
     def state(self, stream: str) -> StreamState | None:
         return self._streams.get(stream)
@@ -280,12 +375,15 @@ class DriftMonitor:
         if not _matches(stream, self._globs) or len(self._streams) >= self._config.max_streams:
             self.untracked_events += 1
             return None
-        config = self._config
-        state = StreamState(OpenWindows(config.window, config.grace), ts, ts, now)
+        state = StreamState(None, ts, ts, now)
+        if self._config.window is not None:  # pinned: nothing to size
+            self._size(stream, state)
         self._streams[stream] = state
         return state
 
     def _window(self, stream: str, state: StreamState, ts: float) -> _Window | None:
+        if state.windows is None:  # still sizing: not counted
+            return None
         window = state.windows.get(ts, _Window)
         if window is None:
             state.late += 1
@@ -297,11 +395,12 @@ class DriftMonitor:
         stream: str,
         state: StreamState,
         window: _Window,
+        ts: float,
         name: str,
         value: float,
         score: float | None,
     ) -> None:
-        tracked = state.fields.get(name) or self._new_field(state, name)
+        tracked = state.fields.get(name) or self._new_field(state, name, ts)
         if tracked is None:
             self.untracked_events += 1
             return
@@ -309,7 +408,7 @@ class DriftMonitor:
         if slot is None:
             seed = window_seed(self._config.seed, stream, name, window.start)
             slot = window.fields[name] = _FieldWindow(Summary(self._config.sample_size, seed))
-        slot.summary.add(value)
+        slot.summary.add(self._judged_value(state, tracked, ts, value))
         tracked.values.update(value)
         if tracked.values.drift_detected:
             slot.change = True
@@ -323,17 +422,52 @@ class DriftMonitor:
             if scores.drift_detected:
                 slot.score_change = True
 
-    def _new_field(self, state: StreamState, name: str) -> _Field | None:
+    def _new_field(self, state: StreamState, name: str, ts: float) -> _Field | None:
         config = self._config
         if len(state.fields) >= config.max_fields:
             return None
         tracked = state.fields[name] = _Field(
-            values=make_detector(config.change_detector),
-            reference=ReferenceHistory(
-                config.reference, config.rolling_windows, config.pinned_start_ts
-            ),
+            values=make_detector(config.change_detector), reference=self._new_reference()
         )
+        seasonality = config.seasonality
+        if seasonality.detect:
+            tracked.profile = Profile.empty(seasonality.period, seasonality.bins)
+            tracked.seasonal = None
+            tracked.first_ts = ts
+            tracked.judge_from = math.inf
         return tracked
+
+    def _new_reference(self) -> ReferenceHistory:
+        config = self._config
+        return ReferenceHistory(config.reference, config.rolling_windows, config.pinned_start_ts)
+
+    def _judged_value(self, state: StreamState, tracked: _Field, ts: float, value: float) -> float:
+        """The value the window judges: less the field's cycle if it has one. The first
+        period's values teach the profile, then decide whether there is a cycle."""
+        profile = tracked.profile
+        if profile is None:
+            return value
+        if tracked.seasonal is None and ts >= tracked.first_ts + profile.period:
+            self._decide(state, tracked, profile, ts)
+            profile = tracked.profile
+            if profile is None:
+                return value
+        judged = value - profile.expected(ts) if tracked.seasonal else value
+        profile.add(ts, value)
+        return judged
+
+    def _decide(self, state: StreamState, tracked: _Field, profile: Profile, ts: float) -> None:
+        """End of the first period: seasonal or not. Windows from the next one on are
+        judged, against a reference of the same kind of values."""
+        assert state.windows is not None  # values come only into sized streams
+        tracked.seasonal = profile.strength() >= self._config.seasonality.min_strength
+        if tracked.seasonal:
+            profile.settle()
+        else:
+            tracked.profile = None
+        tracked.reference = self._new_reference()
+        size = state.windows.size
+        tracked.judge_from = window_start(ts, size) + size
 
     def _close(
         self,
@@ -352,17 +486,31 @@ class DriftMonitor:
                 update.alerts.append(alert)
 
     def _closed_by(self, state: StreamState, start: float) -> ClosedBy:
-        due = start + self._config.window + self._config.grace
+        assert state.windows is not None  # a closed window was open
+        due = start + state.windows.size + self._config.grace
         return "watermark" if state.max_ts >= due else "idle"
 
     def _judge_window(
         self, stream: str, state: StreamState, window: _Window, closed_by: ClosedBy
     ) -> tuple[list[WindowRecord], Alert | None]:
         config = self._config
-        judged = [self._judge_field(state, name, slot) for name, slot in window.fields.items()]
-        before = state.episode
+        judged = [
+            self._judge_field(state, name, slot, window.start)
+            for name, slot in window.fields.items()
+        ]
+        before, verdict = state.episode, _verdict(judged)
+        state.closed += 1
+        state.judged += verdict is not None
+        confirmable = not any(j.judgement is Judgement.LEANING for j in judged) or any(
+            j.judgement is Judgement.SHIFTED for j in judged
+        )
         state.episode, change = step(
-            before, _verdict(judged), window.start, config.confirm_windows, config.stable_windows
+            before,
+            verdict,
+            window.start,
+            state.confirm,
+            config.stable_windows,
+            confirmable=confirmable,
         )
         self._learn(state, window.start, judged, before.status)
         # The record that closes an episode still names it; the next one does not.
@@ -380,6 +528,8 @@ class DriftMonitor:
         """Offer each field's window to its reference, after it was judged against it."""
         full = state.first_ts <= start
         for item in judged:
+            if item.judgement is Judgement.LEARNING:
+                continue
             if item.side.stats.count >= self._config.min_count:
                 state.fields[item.field].reference.learn(
                     Snapshot(start, item.side, full),
@@ -389,17 +539,54 @@ class DriftMonitor:
                     self._config.sample_size,
                 )
 
-    def _judge_field(self, state: StreamState, name: str, slot: _FieldWindow) -> _Judged:
+    def _judge_field(
+        self, state: StreamState, name: str, slot: _FieldWindow, start: float
+    ) -> _Judged:
         config = self._config
         sample = slot.summary.sample.sorted()
         side = Side(slot.summary.stats(sample), sample)
-        reference = state.fields[name].reference.view()
+        tracked = state.fields[name]
+        if start < tracked.judge_from:
+            return _Judged(name, slot, side, Judgement.LEARNING, None, None)
+        reference = tracked.reference.view()
         if side.stats.count < config.min_count:
             return _Judged(name, slot, side, Judgement.TOO_FEW_EVENTS, None, reference)
         if reference is None:
             return _Judged(name, slot, side, Judgement.NO_REFERENCE, None, None)
-        comparison = compare(side, reference.side, config.thresholds, config.psi_bins)
+        held = tracked.reference.held_sides()
+        if state.episode.status is Status.SUSPECT and held:
+            return self._judge_suspicion(name, slot, side, held, reference)
+        # With confirmation to come, a window need only be suspect on its own.
+        thresholds = config.thresholds
+        if state.confirm > 1:
+            thresholds = with_significance(thresholds, thresholds.suspect_significance)
+        comparison = compare(side, reference.side, thresholds, config.psi_bins)
         judgement = Judgement.SHIFTED if comparison.shifted else Judgement.UNCHANGED
+        return _Judged(name, slot, side, judgement, comparison, reference)
+
+    def _judge_suspicion(
+        self,
+        name: str,
+        slot: _FieldWindow,
+        side: Side,
+        held: tuple[Side, ...],
+        reference: Reference,
+    ) -> _Judged:
+        """A later window of a suspicion: the suspicion's windows pooled (more events
+        than one window holds), and the window itself leaning the same way."""
+        config = self._config
+        pool = pooled_side([*held, side])
+        loose = with_significance(config.thresholds, config.thresholds.suspect_significance)
+        pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
+        if leans(side, reference.side, pooled, config.thresholds):
+            judgement = Judgement.SHIFTED
+        elif len(held) + 1 < MAX_SUSPICION and leans(
+            side, reference.side, compare(pool, reference.side, loose, config.psi_bins), loose
+        ):
+            judgement = Judgement.LEANING  # more windows may make it clear
+        else:
+            judgement = Judgement.UNCHANGED
+        comparison = replace(pooled, pooled=len(held) + 1)
         return _Judged(name, slot, side, judgement, comparison, reference)
 
     def _records(
@@ -412,18 +599,20 @@ class DriftMonitor:
         closed_by: ClosedBy,
         episode: str | None,
     ) -> list[WindowRecord]:
+        assert state.windows is not None  # a closed window was open
         header = WindowRecord(
             stream=stream,
             start=window.start,
-            end=window.start + self._config.window,
+            end=window.start + state.windows.size,
             closed_by=closed_by,
             counts=counts,
             status=state.episode.status,
             episode=episode,
+            sparse=state.sparse,
         )
         if not judged:  # only invalid events (or alerts) in this window
             return [header]
-        return [_with_field(header, item) for item in judged]
+        return [_with_field(header, item, state.fields[item.field].seasonal) for item in judged]
 
     def _alert(
         self,
@@ -440,16 +629,18 @@ class DriftMonitor:
             state.alert = alerts.with_version(fired, self._version)
             return state.alert
         if change is Change.CLOSED and state.alert is not None:
-            ended = drift_alerts.episode_resolved(state.alert, start + self._config.window)
+            assert state.windows is not None  # a closed window was open
+            ended = drift_alerts.episode_resolved(state.alert, start + state.windows.size)
             state.alert = None
             return alerts.with_version(ended, self._version)
         return None
 
 
-def _with_field(header: WindowRecord, item: _Judged) -> WindowRecord:
+def _with_field(header: WindowRecord, item: _Judged, seasonal: bool | None) -> WindowRecord:
     slot, reference = item.window, item.reference
     return replace(
         header,
+        seasonal=None if item.judgement is Judgement.LEARNING else seasonal,
         field=item.field,
         stats=item.side.stats,
         score_mean=slot.score_sum / slot.scored if slot.scored else None,
@@ -469,12 +660,16 @@ def _with_field(header: WindowRecord, item: _Judged) -> WindowRecord:
 def restarts_streams(old: DriftSection, new: DriftSection) -> bool:
     """Whether moving from `old` to `new` starts every stream's drift state afresh: the
     settings its windows and references are built with changed."""
-    return _shape(old) != _shape(new)
+    return shape(old) != shape(new)
 
 
-def _shape(config: DriftSection) -> tuple[object, ...]:
+def shape(config: DriftSection) -> tuple[object, ...]:
     return (
         config.window,
+        config.target_events,
+        config.min_window,
+        config.max_window,
+        config.seasonality,
         config.reference,
         config.rolling_windows,
         config.pinned_start,
@@ -487,7 +682,7 @@ def _verdict(judged: list[_Judged]) -> bool | None:
     verdicts = [j.judgement for j in judged if j.comparison is not None]
     if not verdicts:
         return None
-    return Judgement.SHIFTED in verdicts
+    return Judgement.SHIFTED in verdicts or Judgement.LEANING in verdicts
 
 
 def _episode_id(stream: str, since: float) -> str:

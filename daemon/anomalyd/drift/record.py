@@ -72,6 +72,15 @@ class WindowRecord:
     comparison: Comparison | None = None
     change_detected: bool = False
     score_change_detected: bool = False
+    #: The stream's windows are expected to hold fewer than `min_count` events.
+    sparse: bool = False
+    #: The field's daily cycle is taken out (its stats are of the residuals); None:
+    #: still learning whether it has one.
+    seasonal: bool | None = None
+
+    @property
+    def judged(self) -> bool:
+        return self.comparison is not None
 
     def to_json(self) -> dict[str, Any]:
         compared = self.comparison.to_json() if self.comparison is not None else _NOT_COMPARED
@@ -97,6 +106,8 @@ class WindowRecord:
             "score_change_detected": self.score_change_detected,
             "status": self.status.value,
             "episode": self.episode,
+            "sparse": self.sparse,
+            "seasonal": self.seasonal,
         }
 
 
@@ -107,5 +118,6 @@ _NOT_COMPARED: dict[str, Any] = {
     "wasserstein": None,
     "mean_shift": None,
     "scale_ratio": None,
+    "pooled_windows": None,
     "shifted_by": [],
 }

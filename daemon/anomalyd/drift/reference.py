@@ -13,17 +13,17 @@
   stream has settled. A pinned reference never moves: the episode lasts until
   the data comes back to it.
 
-A rolling reference keeps each of its N windows thinned to ceil(K / N) values
+A rolling reference keeps each of its N windows thinned to ceil(2K / N) values
 (`sample.thin`: the window's quantile function at evenly spaced points, min and
-max included), so the pool it compares with holds at most ~K values, as a
-single window's sample does, and the significance tests count those values, not
-the ones they summarise. Its count, mean, std, min and max still come from every
-event of its windows (their Stats); its quantiles from the pool.
+max included), so the pool it compares with holds at most ~2K values (nearly all
+of a slow stream's), and the significance tests count those values, not the ones
+they summarise. Its count, mean, std, min and max still come from every event of
+its windows (their Stats); its quantiles from the pool.
 
-Memory: at most N windows (1 unless rolling) plus `confirm_windows - 1`
-held-back windows, each its Stats (~0.3 KB) and a sorted sample of at most K
-doubles, ceil(K / N) if rolling: the N windows' samples hold ~K doubles in all
-(4 KB at K = 512, N = 4), a held-back window ceil(K / N) more.
+Memory: at most N windows (1 unless rolling) plus the held-back windows of a
+suspicion (at most 3, kept whole: they are judged pooled), each its Stats (~0.3 KB)
+and a sorted sample of at most K doubles, ceil(2K / N) if rolling: the N windows'
+samples hold ~2K doubles in all (8 KB at K = 512).
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ class Reference:
     side: Side
 
 
+#: A rolling reference pools about this many windows' worth of values (K each): a
+#: reference of many sparse windows then keeps nearly all their values.
+POOL_WINDOWS = 2
+
+
 class ReferenceHistory:
     """One field's reference windows."""
 
@@ -67,6 +72,22 @@ class ReferenceHistory:
         self._size = rolling_windows if mode == "rolling" else 1
         self._windows: tuple[Snapshot, ...] = ()
         self._held: tuple[Snapshot, ...] = ()
+
+    @property
+    def windows(self) -> tuple[Snapshot, ...]:
+        return self._windows
+
+    @property
+    def held(self) -> tuple[Snapshot, ...]:
+        return self._held
+
+    def held_sides(self) -> tuple[Side, ...]:
+        """The windows of the current suspicion, oldest first."""
+        return tuple(w.side for w in self._held)
+
+    def load(self, windows: tuple[Snapshot, ...], held: tuple[Snapshot, ...]) -> None:
+        """Take back what a snapshot kept (`drift.state`)."""
+        self._windows, self._held = windows[-self._size :], held
 
     def view(self) -> Reference | None:
         # Pooled afresh for each window (a sort of at most ~K values), not kept: it would
@@ -83,17 +104,21 @@ class ReferenceHistory:
     ) -> None:
         """Take in a judged window with at least `min_count` events (the caller checks);
         `sample_size` is K, what a window's sample holds at most."""
-        snapshot = self._thinned(snapshot, thinned_size(sample_size, self._size))
+        # Held-back windows keep their whole sample: a suspicion is judged on them pooled
+        # (`held_sides`); they are thinned once they join the reference.
+        size = thinned_size(POOL_WINDOWS * sample_size, self._size)
+        held = tuple(self._thinned(w, size) for w in self._held)
+        whole, snapshot = snapshot, self._thinned(snapshot, size)
         if self.mode == "pinned":
             self._pin(snapshot)
         elif judgement is Judgement.NO_REFERENCE:
             self._keep([snapshot])
         elif after is Status.DRIFTING:
             opened = before is not Status.DRIFTING
-            self._keep([*self._held, snapshot], replace=opened)
+            self._keep([*held, snapshot], replace=opened)
             self._held = ()
         elif after is Status.SUSPECT:
-            self._held = (*self._held, snapshot)
+            self._held = (*self._held, whole)
         elif after is Status.STABLE and judgement is Judgement.UNCHANGED:
             self._keep([snapshot])
             self._held = ()

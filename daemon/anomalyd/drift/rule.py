@@ -26,6 +26,7 @@ an exact standard error. A single shifted window is only a suspicion:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from statistics import NormalDist
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from anomalyd.config.drift import DriftThresholds
-from anomalyd.drift import distance
+from anomalyd.drift import distance, summary
 from anomalyd.drift.sample import FloatArray
 from anomalyd.drift.summary import Stats
 
@@ -47,6 +48,11 @@ class Judgement(StrEnum):
     UNCHANGED = "unchanged"
     TOO_FEW_EVENTS = "too_few_events"
     NO_REFERENCE = "no_reference"
+    #: The stream's first seasonal period: its cycle is being learned, not judged.
+    LEARNING = "learning"
+    #: A later window of a suspicion: it points the same way, but the suspicion's
+    #: windows pooled are not clear of noise yet (the suspicion goes on).
+    LEANING = "leaning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,8 @@ class Comparison:
     location: bool
     spread: bool
     shape: bool
+    #: Windows compared together: more than 1 for the later windows of a suspicion.
+    pooled: int = 1
 
     @property
     def shifted(self) -> bool:
@@ -80,6 +88,7 @@ class Comparison:
             "wasserstein": self.wasserstein,
             "mean_shift": self.mean_shift,
             "scale_ratio": self.scale_ratio,
+            "pooled_windows": self.pooled,
             "shifted_by": [
                 name
                 for name, hit in (
@@ -122,6 +131,55 @@ def compare(current: Side, reference: Side, thresholds: DriftThresholds, bins: i
     )
 
 
+#: How clearly each later window of a suspicion must itself point the way the pooled
+#: suspicion does (z, one direction: 2.5% by chance alone).
+LEAN_Z = 1.96
+
+
+def pooled_side(sides: Sequence[Side]) -> Side:
+    """Windows taken together: exact moments, their samples concatenated."""
+    sample = np.sort(np.concatenate([s.sample for s in sides]))
+    return Side(summary.pooled([s.stats for s in sides], sample), sample)
+
+
+def leans(current: Side, reference: Side, pooled: Comparison, thresholds: DriftThresholds) -> bool:
+    """Whether the newest window of a suspicion itself shows a difference its windows
+    pooled show: on a kind the pool is shifted by, in the pool's direction, material,
+    and at z >= LEAN_Z on its own. So one odd window (a burst of noise) does not carry
+    the windows after it."""
+    if not pooled.shifted:
+        return False
+    shift = (current.stats.mean - reference.stats.mean) / max(reference.stats.std, _TINY)
+    if (
+        pooled.location
+        and _leans(shift, pooled.mean_shift)
+        and abs(shift) >= thresholds.mean_shift
+        and _mean_z(current, reference) >= LEAN_Z
+    ):
+        return True
+    ratio = _spread_ratio(current, reference)
+    if (
+        pooled.spread
+        and _leans(math.log(ratio), math.log(pooled.scale_ratio))
+        and _spread_material(ratio, thresholds.scale_ratio)
+        and _spread_z(ratio, current, reference) >= LEAN_Z
+    ):
+        return True
+    if not pooled.shape:
+        return False
+    ks = distance.ks_statistic(current.sample, reference.sample)
+    p = distance.ks_pvalue(ks, current.sample.size, reference.sample.size)
+    return ks >= thresholds.ks and p <= 2.0 * (1.0 - NormalDist().cdf(LEAN_Z))
+
+
+def with_significance(thresholds: DriftThresholds, significance: float) -> DriftThresholds:
+    return thresholds.model_copy(update={"significance": significance})
+
+
+def _leans(value: float, like: float) -> bool:
+    return value * like > 0.0
+
+
 def _mean_z(current: Side, reference: Side) -> float:
     """Welch's z for the difference of the two means (from every event, not the samples)."""
     cur, ref = current.stats, reference.stats
@@ -143,13 +201,29 @@ def _spread_z(ratio: float, current: Side, reference: Side) -> float:
 
 
 def _spread(sample: FloatArray) -> float:
-    """Mean absolute deviation from the median: 88% as efficient as the std on Gaussian
-    data, and its error needs only a finite variance (heavy tails do not blow it up)."""
-    return max(float(np.mean(np.abs(sample - np.median(sample)))), _TINY)
+    """The mean absolute deviation from the median, over the nearest `_KEPT` of the
+    values: about as efficient as the std on Gaussian data, its error needs only a
+    finite variance (heavy tails do not blow it up), and a few minutes of noise in a
+    window (or in a window of the reference) move it little."""
+    return max(float(np.mean(_deviations(sample))), _TINY)
 
 
 def _log_spread_variance(sample: FloatArray) -> float:
-    """Var(ln spread) by the delta method, from the sample's own deviations."""
-    deviations = np.abs(sample - np.median(sample))
-    mean = max(float(np.mean(deviations)), _TINY)
-    return float(np.var(deviations)) / (sample.size * mean * mean)
+    """Var(ln spread) by the delta method. The variance of a trimmed mean is that of
+    the winsorized deviations (the largest set to the largest kept) over n * kept^2
+    (Tukey and McLaughlin): the kept deviations' own variance would understate it."""
+    everything = np.sort(np.abs(sample - np.median(sample)))
+    kept = max(1, math.ceil(_KEPT * everything.size))
+    winsorized = np.minimum(everything, everything[kept - 1])
+    mean = max(float(np.mean(everything[:kept])), _TINY)
+    share = kept / everything.size
+    return float(np.var(winsorized)) / (everything.size * share * share * mean * mean)
+
+
+#: The share of a sample's absolute deviations the spread averages (the largest go).
+_KEPT = 0.9
+
+
+def _deviations(sample: FloatArray) -> FloatArray:
+    deviations = np.sort(np.abs(sample - np.median(sample)))
+    return deviations[: max(1, math.ceil(_KEPT * deviations.size))]

@@ -60,6 +60,20 @@ class Reservoir:
         if slot < self._size:
             self._values[slot] = value
 
+    def state(self) -> tuple[int, int, list[float]]:
+        """seed, seen, values. The generator's state is not kept: a restored full
+        reservoir draws from a generator seeded again from (seed, seen)."""
+        return self._seed, self._seen, self._values.tolist()
+
+    @classmethod
+    def from_state(cls, size: int, seed: int, seen: int, values: list[float]) -> Reservoir:
+        reservoir = cls(size, seed)
+        reservoir._seen = seen
+        reservoir._values = array("d", values[:size])
+        if seen > size:
+            reservoir._rng = random.Random(zlib.crc32(f"{seed}\x00{seen}".encode()))
+        return reservoir
+
     def sorted(self) -> FloatArray:
         """The kept values, sorted (what every distance in `distance` takes)."""
         return np.sort(np.frombuffer(self._values, dtype=np.float64))

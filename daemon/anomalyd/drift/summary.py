@@ -70,6 +70,19 @@ class Summary:
             self._max = value
         self.sample.add(value)
 
+    def moments(self) -> tuple[int, float, float, float, float]:
+        """count, mean, sum of squares, min, max (for a snapshot)."""
+        return self.count, self._mean, self._m2, self._min, self._max
+
+    @classmethod
+    def restored(
+        cls, moments: tuple[int, float, float, float, float], sample: Reservoir
+    ) -> Summary:
+        summary = cls(1, 0)
+        summary.count, summary._mean, summary._m2, summary._min, summary._max = moments
+        summary.sample = sample
+        return summary
+
     def stats(self, sample: FloatArray) -> Stats:
         """Only for a window that saw at least one value; `sample` is `self.sample.sorted()`."""
         p50, p95, p99 = _quantiles(sample)

@@ -42,6 +42,14 @@ class OpenWindows(Generic[T]):
     def __len__(self) -> int:
         return len(self._open)
 
+    def items(self) -> list[tuple[float, T]]:
+        return sorted(self._open.items())
+
+    def put(self, start: float, window: T) -> None:
+        """Reopen a window (from a snapshot)."""
+        self._open[start] = window
+        self._first_end = min(self._first_end, start + self.size)
+
     def get(self, ts: float, make: Callable[[float], T]) -> T | None:
         """The open window holding `ts` (made with `make(start)` if new), or None if late."""
         start = window_start(ts, self.size)

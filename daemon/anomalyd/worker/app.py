@@ -251,7 +251,7 @@ def _add_pages(app: App, runtime: Runtime) -> None:
             name: [record.to_json() for record in records]
             for name, records in monitor.latest().items()
         }
-        return web.json({"enabled": True, "streams": latest})
+        return web.json({"enabled": True, "streams": latest, "windows": monitor.coverage()})
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
@@ -260,6 +260,7 @@ def _add_pages(app: App, runtime: Runtime) -> None:
         monitor = runtime.pipeline.drift
         if monitor is not None:
             runtime.metrics.drifting_streams.set(sum(map(monitor.is_drifting, monitor.streams())))
+            runtime.metrics.drift_sparse_streams.set(monitor.sparse_streams())
         # aiohttp takes the charset apart from the content type.
         return web.bytes(
             generate_latest(runtime.metrics.registry), content_type="text/plain; version=0.0.4"

@@ -99,8 +99,9 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
     clock, metrics = SystemClock(), Metrics()
     runtime = Runtime(config, clock, metrics)
     delivery = Delivery(config, clock, metrics)
+    # The engine's and the drift monitor's state of a stream: one snapshot.
     snapshots = SnapshotStore(
-        runtime.engine, config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
+        runtime.pipeline, config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
     )
     reloader = None
     if config_path is not None:

@@ -160,6 +160,7 @@ class Runtime(Service):
             body = record.to_json()
             self.drift_history.append(body)
             self.metrics.drift_windows.labels(str(body.get("status", ""))).inc()
+            self.metrics.drift_judgements.labels(record.judgement.value).inc()
             await self._send_drift(record.stream.encode(), orjson.dumps(body), [])
 
     async def emit(self, alert: Alert) -> None:

@@ -30,8 +30,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
-from anomalyd.decide import Engine
 from anomalyd.decide.state_codec import PICKLE_FORMAT
+from anomalyd.pipeline import Pipeline
 from anomalyd.worker.broker import wait_for_broker
 from anomalyd.worker.statelog import caught_up, ensure_compacted
 
@@ -44,7 +44,7 @@ MARKER = b"\x00marker"
 class SnapshotStore(Service):
     def __init__(
         self,
-        engine: Engine,
+        engine: Pipeline,
         bootstrap: Sequence[str],
         topic: str,
         partitions: int,
