@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from anomalyd import __version__
 from anomalyd.domain import FeedbackLabel
 from anomalyd.drift.episode import Status as DriftStatus
+from anomalyd.drift.rule import Judgement as DriftJudgement
 from anomalyd.ingest.parse import INVALID_EVENT_CODES
 
 #: Values of `anomalyd_event_errors_total{reason}` (see its help).
@@ -150,7 +151,7 @@ class Metrics:
         self.drift_judgements = Counter(
             "anomalyd_drift_field_windows",
             "Closed drift windows per field, by judgement (shifted, unchanged, "
-            "too_few_events, no_reference, learning).",
+            "too_few_events, no_reference, learning, leaning).",
             ["judgement"],
             registry=r,
         )
@@ -242,6 +243,8 @@ class Metrics:
             self.alerts_taken.labels(via)
         for drift_status in DriftStatus:
             self.drift_windows.labels(drift_status.value)
+        for judgement in DriftJudgement:
+            self.drift_judgements.labels(judgement.value)
         for detector in ("rules", "model"):
             for label in FeedbackLabel:
                 self.feedback.labels(detector, label.value)
