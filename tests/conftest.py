@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, settings
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker, free_port
 
 # CI machines are new and slow on the first run; a database in the repo is noise.
 settings.register_profile(

@@ -126,8 +126,8 @@ def _print_problems(error: ConfigError) -> None:
 
 
 def _broker(config: AnomalydConfig, port: int | None) -> int:
-    from anomalyd.worker.broker import run_broker_forever
-    from anomalyd.worker.logs import configure_logging
+    from anomalyd.logs import configure_logging
+    from anomalyd.worker.kafka.broker import run_broker_forever
 
     configure_logging(config.app.log_level)
     return run_broker_forever(config.kafka.embedded.host, port or config.kafka.embedded.port)
@@ -137,7 +137,7 @@ def _demo(
     config: AnomalydConfig, rate: float, duration: float | None, seed: int, anomaly_every: float
 ) -> int:
     from anomalyd.demo import produce_demo
-    from anomalyd.worker.logs import configure_logging
+    from anomalyd.logs import configure_logging
 
     configure_logging(config.app.log_level)
     bootstrap = ",".join(config.kafka.bootstrap)

@@ -41,7 +41,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from anomalyd.domain import parse_time
-from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker, ensure_topics, free_port
 from helpers import WorkerProcess, eventually, read_all, worker_config
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker, free_port
 from anomalyd.worker.shutdown import DEADLINE_S
 from helpers import WorkerProcess, eventually, worker_config
 

@@ -32,7 +32,7 @@ from harness import (
     settle,
 )
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker, free_port
 from helpers import REPO, WorkerProcess, eventually
 from helpers import YAML_BOMB as BOMB
 

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from harness import Row, WebhookSink, build_corpus, produce_fast, scenario_config, settle, size
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker, free_port
 from helpers import WorkerProcess
 
 pytestmark = [

@@ -25,7 +25,7 @@ from harness import (
 )
 
 from anomalyd.config.model import KafkaSection
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 pytestmark = [

@@ -19,10 +19,10 @@ from anomalyd.decide.feedback import FeedbackRecord
 from anomalyd.domain import VALUE_FIELD, Alert, Event, FeedbackLabel
 from anomalyd.metrics import Metrics
 from anomalyd.notify.links import FeedbackLinks
-from anomalyd.worker.alert_index import AlertIndex
-from anomalyd.worker.api import ApiError
-from anomalyd.worker.api_alerts import AlertsApi
-from anomalyd.worker.feedback import apply_feedback, feedback_status, publish_precision
+from anomalyd.worker.detection.alert_index import AlertIndex
+from anomalyd.worker.detection.feedback import apply_feedback, feedback_status, publish_precision
+from anomalyd.worker.http.alerts import AlertsApi
+from anomalyd.worker.http.silences import ApiError
 
 URL = "http://anomalyd.test:6066"
 T0 = 1_795_341_600.0

@@ -20,7 +20,7 @@ from anomalyd.config import AnomalydConfig, load_config, parse_config
 from anomalyd.domain import Event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Pipeline
-from anomalyd.worker.api_status import StatusQuery, consumer_lag, status_body
+from anomalyd.worker.http.status import StatusQuery, consumer_lag, status_body
 from anomalyd.worker.reload import ConfigReloader
 
 T0 = 1_700_000_000.0

@@ -16,15 +16,15 @@ from faust.types import TP
 from anomalyd.clock import ManualClock
 from anomalyd.config import parse_config
 from anomalyd.metrics import Metrics
-from anomalyd.worker.deadletter import (
+from anomalyd.worker.detection.flow import EventFlow
+from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.kafka.deadletter import (
     HEADROOM,
     MAX_KEY_BYTES,
     coordinates_only,
     dead_letter,
     record_at_fault,
 )
-from anomalyd.worker.flow import EventFlow
-from anomalyd.worker.runtime import Runtime
 
 T0 = 1_700_000_000.0
 MAX_REQUEST = 1_000_000

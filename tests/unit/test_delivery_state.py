@@ -16,8 +16,8 @@ from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify.group import episode_key
-from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.statelog import Handler, StateLog
+from anomalyd.worker.delivery.service import Delivery
+from anomalyd.worker.kafka.statelog import Handler, StateLog
 
 T0 = 1_700_000_000.0
 CONFIG = parse_config(

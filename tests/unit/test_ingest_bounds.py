@@ -13,9 +13,9 @@ from anomalyd.config import parse_config
 from anomalyd.domain import VALUE_FIELD, Event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome
-from anomalyd.worker import runtime as runtime_module
-from anomalyd.worker.flow import EventFlow
-from anomalyd.worker.runtime import Runtime
+from anomalyd.worker.detection import runtime as runtime_module
+from anomalyd.worker.detection.flow import EventFlow
+from anomalyd.worker.detection.runtime import Runtime
 
 T0 = 1_700_000_000.0
 CONFIG = """

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from anomalyd.worker.logs import logging_config
+from anomalyd.logs import logging_config
 
 SECRET = "tok-8c1f9d2e-never-in-a-log"
 

@@ -20,17 +20,17 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from anomalyd.config import AnomalydConfig
-from anomalyd.worker.api import add_silence_pages
-from anomalyd.worker.api_status import Reloads, add_status_page
-from anomalyd.worker.broker import free_port
-from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.feedback import add_feedback, publish_precision
-from anomalyd.worker.flow import EventFlow
-from anomalyd.worker.health import watch_broker
-from anomalyd.worker.logs import logging_config
-from anomalyd.worker.runtime import Runtime, Sender
-from anomalyd.worker.snapshots import SnapshotStore
-from anomalyd.worker.transport import App
+from anomalyd.logs import logging_config
+from anomalyd.worker.delivery.service import Delivery
+from anomalyd.worker.detection.feedback import add_feedback, publish_precision
+from anomalyd.worker.detection.flow import EventFlow
+from anomalyd.worker.detection.runtime import Runtime, Sender
+from anomalyd.worker.detection.snapshots import SnapshotStore
+from anomalyd.worker.http.silences import add_silence_pages
+from anomalyd.worker.http.status import Reloads, add_status_page
+from anomalyd.worker.kafka.broker import free_port
+from anomalyd.worker.kafka.health import watch_broker
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 

@@ -12,15 +12,15 @@ from mode import Service
 
 from anomalyd.clock import SystemClock
 from anomalyd.config import AnomalydConfig
+from anomalyd.logs import configure_logging
 from anomalyd.metrics import Metrics
 from anomalyd.worker.app import build_app, state_topic_name, worker_topics
-from anomalyd.worker.broker import BrokerError, EmbeddedBroker, ensure_topics
-from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.logs import configure_logging
+from anomalyd.worker.delivery.service import Delivery
+from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.detection.snapshots import SnapshotStore
+from anomalyd.worker.kafka.broker import BrokerError, EmbeddedBroker, ensure_topics
 from anomalyd.worker.reload import ConfigReloader
-from anomalyd.worker.runtime import Runtime
 from anomalyd.worker.shutdown import ExitDeadline, Worker
-from anomalyd.worker.snapshots import SnapshotStore
 
 _log = structlog.get_logger(__name__)
 

@@ -32,9 +32,9 @@ from anomalyd.clock import Clock
 from anomalyd.decide.feedback import FeedbackRecord
 from anomalyd.domain import Alert, AlertStatus, FeedbackLabel
 from anomalyd.notify.links import FeedbackLinks, InvalidLink, LinkClaim
-from anomalyd.worker.alert_index import AlertIndex
-from anomalyd.worker.api import ApiError, HttpRequest, authorize, json_body
-from anomalyd.worker.transport import App
+from anomalyd.worker.detection.alert_index import AlertIndex
+from anomalyd.worker.http.silences import ApiError, HttpRequest, authorize, json_body
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 

@@ -32,7 +32,7 @@ from anomalyd.domain import Alert
 from anomalyd.notify.group import Held, episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog
 from anomalyd.notify.silence import Silences
-from anomalyd.worker.statelog import Handler
+from anomalyd.worker.kafka.statelog import Handler
 
 _log = structlog.get_logger(__name__)
 

@@ -44,10 +44,10 @@ from anomalyd.notify.pipeline import Stage
 from anomalyd.notify.retry import RetryStage
 from anomalyd.notify.route import RouteNode, build_tree
 from anomalyd.notify.silence import Silences
-from anomalyd.worker.notify_state import NotifyState, StateStore
-from anomalyd.worker.runtime import Sender
-from anomalyd.worker.statelog import Handler, StateLog
-from anomalyd.worker.transport import App
+from anomalyd.worker.delivery.state import NotifyState, StateStore
+from anomalyd.worker.detection.runtime import Sender
+from anomalyd.worker.kafka.statelog import Handler, StateLog
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 

@@ -21,11 +21,11 @@ from anomalyd.decide.feedback import FeedbackRecord, pooled_precision, summary
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify.links import FeedbackLinks
-from anomalyd.worker.api_alerts import AlertsApi, add_alert_pages
-from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.runtime import Runtime
-from anomalyd.worker.snapshots import SnapshotStore
-from anomalyd.worker.transport import App
+from anomalyd.worker.delivery.service import Delivery
+from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.detection.snapshots import SnapshotStore
+from anomalyd.worker.http.alerts import AlertsApi, add_alert_pages
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 

@@ -21,9 +21,9 @@ from collections.abc import Collection, Sequence
 
 import structlog
 
-from anomalyd.worker.broker import answers_metadata
-from anomalyd.worker.runtime import Runtime
-from anomalyd.worker.transport import App
+from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.kafka.broker import answers_metadata
+from anomalyd.worker.kafka.transport import App
 
 INTERVAL = 1.0
 TIMEOUT = 2.0

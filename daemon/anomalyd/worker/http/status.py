@@ -31,7 +31,7 @@ from faust.web import Request, Response, View
 
 import anomalyd
 from anomalyd.pipeline import Pipeline
-from anomalyd.worker.transport import App
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 

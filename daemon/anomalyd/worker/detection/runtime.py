@@ -19,7 +19,7 @@ from anomalyd.drift import restarts_streams
 from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
-from anomalyd.worker.alert_index import AlertIndex
+from anomalyd.worker.detection.alert_index import AlertIndex
 from anomalyd.worker.reload import ReconfigureFailed
 
 _log = structlog.get_logger(__name__)

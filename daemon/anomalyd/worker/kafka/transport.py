@@ -33,7 +33,7 @@ from faust.tables.manager import TableManager as FaustTableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TopicT
 
-from anomalyd.worker.batching import BatchHandler, BatchingConsumer
+from anomalyd.worker.kafka.batching import BatchHandler, BatchingConsumer
 
 _log = structlog.get_logger(__name__)
 

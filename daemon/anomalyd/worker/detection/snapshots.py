@@ -32,8 +32,8 @@ from mode import Service
 
 from anomalyd.decide import Engine
 from anomalyd.decide.state_codec import PICKLE_FORMAT
-from anomalyd.worker.broker import wait_for_broker
-from anomalyd.worker.statelog import caught_up, ensure_compacted
+from anomalyd.worker.kafka.broker import wait_for_broker
+from anomalyd.worker.kafka.statelog import caught_up, ensure_compacted
 
 _log = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ from pydantic import SecretStr, ValidationError
 from anomalyd.clock import Clock
 from anomalyd.config.routing import Silence
 from anomalyd.notify.silence import Silences, expired, silence_state
-from anomalyd.worker.transport import App
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 

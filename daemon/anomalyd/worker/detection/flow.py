@@ -33,15 +33,15 @@ from faust.types import TP
 
 from anomalyd.domain import Event
 from anomalyd.pipeline import Outcome
-from anomalyd.worker.batching import BatchHandler
-from anomalyd.worker.deadletter import (
+from anomalyd.worker.detection.runtime import Rejected, Runtime
+from anomalyd.worker.detection.snapshots import SnapshotStore
+from anomalyd.worker.kafka.batching import BatchHandler
+from anomalyd.worker.kafka.deadletter import (
     DeadLetter,
     coordinates_only,
     dead_letter,
     record_at_fault,
 )
-from anomalyd.worker.runtime import Rejected, Runtime
-from anomalyd.worker.snapshots import SnapshotStore
 
 _log = structlog.get_logger(__name__)
 
