@@ -20,7 +20,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from anomalyd.config.model import TopicsSection
-from anomalyd.worker.kafka.broker import free_port
+from anomalyd.worker.kafka.admin import free_port
 
 T = TypeVar("T")
 

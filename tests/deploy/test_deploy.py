@@ -29,7 +29,8 @@ import yaml
 from anomalyd import cli
 from anomalyd.config import ConfigError, EmailReceiver, WebhookReceiver, parse_config
 from anomalyd.metrics import Metrics
-from anomalyd.worker.kafka.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import REPO, WorkerProcess, eventually, produce, worker_config
 
 DEPLOY = REPO / "deploy"

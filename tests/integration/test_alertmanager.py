@@ -23,7 +23,7 @@ from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert, parse_time
 from anomalyd.notify import AlertmanagerNotifier, DeliveryError
 from anomalyd.notify.notification import Notification
-from anomalyd.worker.kafka.broker import free_port
+from anomalyd.worker.kafka.admin import free_port
 from helpers import eventually
 
 pytestmark = pytest.mark.integration

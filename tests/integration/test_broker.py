@@ -21,15 +21,14 @@ from structlog.testing import capture_logs
 
 from anomalyd.clock import SystemClock
 from anomalyd.demo import DEFAULT_STREAMS, produce_demo
-from anomalyd.worker.kafka.broker import (
+from anomalyd.worker.kafka.admin import (
     BrokerError,
-    EmbeddedBroker,
     ensure_topics,
     free_port,
     is_listening,
-    tansu_binary,
     wait_until_ready,
 )
+from anomalyd.worker.kafka.broker import EmbeddedBroker, tansu_binary
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ import pytest
 from anomalyd.decide.alerts import firing, resolved
 from anomalyd.notify.dedup import plan
 from anomalyd.notify.pipeline import FlushContext
-from anomalyd.worker.kafka.broker import EmbeddedBroker, free_port, wait_for_broker
+from anomalyd.worker.kafka.admin import free_port, wait_for_broker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from anomalyd.worker.run import data_dir_problem
 
 T0 = 1_700_000_000.0

@@ -22,7 +22,7 @@ from anomalyd.notify.links import FeedbackLinks
 from anomalyd.worker.detection.alert_index import AlertIndex
 from anomalyd.worker.detection.feedback import apply_feedback, feedback_status, publish_precision
 from anomalyd.worker.http.alerts import AlertsApi
-from anomalyd.worker.http.silences import ApiError
+from anomalyd.worker.http.web import ApiError
 
 URL = "http://anomalyd.test:6066"
 T0 = 1_795_341_600.0

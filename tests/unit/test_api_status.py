@@ -20,7 +20,8 @@ from anomalyd.config import AnomalydConfig, load_config, parse_config
 from anomalyd.domain import Event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Pipeline
-from anomalyd.worker.http.status import StatusQuery, consumer_lag, status_body
+from anomalyd.worker.http.status import StatusQuery, status_body
+from anomalyd.worker.kafka.lag import consumer_lag
 from anomalyd.worker.reload import ConfigReloader
 
 T0 = 1_700_000_000.0

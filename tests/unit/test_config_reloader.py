@@ -21,7 +21,8 @@ from anomalyd.clock import ManualClock
 from anomalyd.config import AnomalydConfig, config_version, load_config
 from anomalyd.config.loader import EMPTY_FILE
 from anomalyd.metrics import Metrics
-from anomalyd.worker.reload import ConfigReloader, ReconfigureFailed, ReloadRecord
+from anomalyd.worker.detection.runtime import ReconfigureFailed
+from anomalyd.worker.reload import ConfigReloader, ReloadRecord
 from helpers import eventually
 
 T0 = 1_700_000_000.0

@@ -26,7 +26,7 @@ from anomalyd.decide.alerts import firing, resolved
 from anomalyd.notify import DeliveryError, EmailNotifier
 from anomalyd.notify.notification import Notification
 from anomalyd.notify.receivers.templates import EmailTemplates, one_line
-from anomalyd.worker.kafka.broker import free_port
+from anomalyd.worker.kafka.admin import free_port
 
 EXTERNAL = "http://anomalyd.test:6066"
 T0 = 1_795_341_600.0  # 2026-11-22T10:00:00Z

@@ -28,7 +28,7 @@ from anomalyd.notify import DeliveryError, WebhookNotifier
 from anomalyd.notify.notification import Notification
 from anomalyd.notify.payload import notification_payload
 from anomalyd.notify.receivers._http import redact_url
-from anomalyd.worker.kafka.broker import free_port
+from anomalyd.worker.kafka.admin import free_port
 
 EXTERNAL = "http://anomalyd.test:6066"
 NEW_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

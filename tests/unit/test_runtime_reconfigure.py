@@ -13,8 +13,7 @@ from anomalyd.config import AnomalydConfig, parse_config
 from anomalyd.domain import Event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
-from anomalyd.worker.detection.runtime import Runtime
-from anomalyd.worker.reload import ReconfigureFailed
+from anomalyd.worker.detection.runtime import ReconfigureFailed, Runtime
 
 T0 = 1_700_000_000.0
 

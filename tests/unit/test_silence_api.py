@@ -12,7 +12,8 @@ from pydantic import SecretStr
 from anomalyd.clock import ManualClock
 from anomalyd.config.routing import Silence
 from anomalyd.notify.silence import Silences
-from anomalyd.worker.http.silences import ApiError, SilenceApi
+from anomalyd.worker.http.silences import SilenceApi
+from anomalyd.worker.http.web import ApiError
 
 T0 = 1_700_000_000.0
 TOKEN = "t0ken"

@@ -50,6 +50,7 @@ from anomalyd.config import (
 from anomalyd.domain import format_time
 from anomalyd.metrics import Metrics
 from anomalyd.validate import load_checked
+from anomalyd.worker.detection.runtime import ReconfigureFailed
 
 _log = structlog.get_logger(__name__)
 
@@ -63,10 +64,6 @@ _K8S_DATA = "..data"
 #: A second read of a changed file this many times at most before it is taken as it is
 #: (a file rewritten without end still gets read; a partial one is then rejected or not).
 _SETTLE_ROUNDS = 10
-
-
-class ReconfigureFailed(Exception):
-    """Detection could not adopt a config, and went back to the one it ran."""
 
 
 class Detection(Protocol):

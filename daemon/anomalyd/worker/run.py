@@ -18,7 +18,8 @@ from anomalyd.worker.app import build_app, state_topic_name, worker_topics
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.runtime import Runtime
 from anomalyd.worker.detection.snapshots import SnapshotStore
-from anomalyd.worker.kafka.broker import BrokerError, EmbeddedBroker, ensure_topics
+from anomalyd.worker.kafka.admin import BrokerError, ensure_topics
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from anomalyd.worker.reload import ConfigReloader
 from anomalyd.worker.shutdown import ExitDeadline, Worker
 

@@ -15,60 +15,11 @@ from typing import Any
 import orjson
 import structlog
 
-from anomalyd.config import AnomalydConfig
 from anomalyd.decide import Engine
 from anomalyd.decide.feedback import FeedbackRecord, pooled_precision, summary
-from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify.links import FeedbackLinks
-from anomalyd.worker.delivery.service import Delivery
-from anomalyd.worker.detection.runtime import Runtime
-from anomalyd.worker.detection.snapshots import SnapshotStore
-from anomalyd.worker.http.alerts import AlertsApi, add_alert_pages
-from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
-
-
-def add_feedback(
-    app: App,
-    config: AnomalydConfig,
-    runtime: Runtime,
-    delivery: Delivery,
-    snapshots: SnapshotStore,
-) -> None:
-    """The feedback topic and its agent, and the /api/alerts pages that write to it."""
-    topic = app.topic(config.topics.feedback)
-
-    async def send(record: FeedbackRecord) -> None:
-        await topic.send(key=record.stream.encode(), value=orjson.dumps(record.to_json()))
-
-    @app.agent(topic, name="feedback")
-    async def learn(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            if not snapshots.restored.is_set():  # labels apply to the restored state
-                await snapshots.restored.wait()
-            changed = apply_feedback(runtime.engine, runtime.metrics, message.value)
-            if changed is not None:
-                partition = runtime.partition_of(changed)
-                snapshots.mark(changed, message.partition if partition is None else partition)
-
-    def lookup(fingerprint: str) -> Alert | None:
-        """What this worker emitted, else what any worker holds in notification groups."""
-        held = delivery.notify_state.latest(fingerprint)
-        return runtime.alerts.get(fingerprint) or (held.alert if held is not None else None)
-
-    api = AlertsApi(
-        runtime.alerts,
-        lookup=lookup,
-        status=lambda stream: feedback_status(runtime.engine, stream),
-        send=send,
-        token=config.http.api_token,
-        links=FeedbackLinks.from_config(config),
-        clock=runtime.clock,
-    )
-    add_alert_pages(app, api)
 
 
 def apply_feedback(engine: Engine, metrics: Metrics, raw: bytes | None) -> str | None:

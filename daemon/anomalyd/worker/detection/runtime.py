@@ -20,7 +20,7 @@ from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
 from anomalyd.worker.detection.alert_index import AlertIndex
-from anomalyd.worker.reload import ReconfigureFailed
+from anomalyd.worker.detection.feedback import publish_precision
 
 _log = structlog.get_logger(__name__)
 
@@ -39,6 +39,10 @@ _EVICTION_SCAN = 64
 class Rejected:
     code: str
     detail: str
+
+
+class ReconfigureFailed(Exception):
+    """Detection could not adopt a config, and went back to the one it ran."""
 
 
 class Runtime(Service):
@@ -109,6 +113,14 @@ class Runtime(Service):
     def set_broker_reachable(self, reachable: bool) -> None:
         self.broker_reachable = reachable
         self.metrics.ready.set(int(self.serving))
+
+    def refresh_gauges(self) -> None:
+        """The gauges read when /metrics is scraped: streams, precision, drifting streams."""
+        self.metrics.streams.set(self.engine.stream_count)
+        publish_precision(self.engine, self.metrics)
+        monitor = self.pipeline.drift
+        if monitor is not None:
+            self.metrics.drifting_streams.set(sum(map(monitor.is_drifting, monitor.streams())))
 
     def log_ready(self) -> None:
         _log.info("worker_ready", streams=self.engine.stream_count)

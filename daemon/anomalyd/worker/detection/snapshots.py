@@ -32,7 +32,7 @@ from mode import Service
 
 from anomalyd.decide import Engine
 from anomalyd.decide.state_codec import PICKLE_FORMAT
-from anomalyd.worker.kafka.broker import wait_for_broker
+from anomalyd.worker.kafka.admin import wait_for_broker
 from anomalyd.worker.kafka.statelog import caught_up, ensure_compacted
 
 _log = structlog.get_logger(__name__)

@@ -22,19 +22,17 @@ import html
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from faust.web import Request, Response, View
 from pydantic import SecretStr
 
 from anomalyd.clock import Clock
 from anomalyd.decide.feedback import FeedbackRecord
 from anomalyd.domain import Alert, AlertStatus, FeedbackLabel
 from anomalyd.notify.links import FeedbackLinks, InvalidLink, LinkClaim
-from anomalyd.worker.detection.alert_index import AlertIndex
-from anomalyd.worker.http.silences import ApiError, HttpRequest, authorize, json_body
-from anomalyd.worker.kafka.transport import App
+from anomalyd.worker.http.silences import authorize, json_body
+from anomalyd.worker.http.web import Answer, ApiError, HttpRequest
 
 _log = structlog.get_logger(__name__)
 
@@ -52,13 +50,23 @@ _IDENTITY = ("stream", "alertname", "detector")
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
+class AlertHistory(Protocol):
+    """The alerts this worker emitted (`detection.alert_index.AlertIndex`)."""
+
+    def active(self, wanted: Callable[[Alert], bool]) -> list[Alert]: ...
+
+    def recent(self, wanted: Callable[[Alert], bool]) -> list[Alert]: ...
+
+    def history(self, fingerprint: str) -> list[Alert]: ...
+
+
 class AlertsApi:
     """The decisions of the API, apart from the web server: each method returns what to
     answer, or raises ApiError with the status."""
 
     def __init__(
         self,
-        index: AlertIndex,
+        index: AlertHistory,
         *,
         lookup: Lookup,
         status: Status,
@@ -202,48 +210,22 @@ def _label(value: str | None) -> FeedbackLabel:
     return FeedbackLabel(value)
 
 
-def add_alert_pages(app: App, api: AlertsApi) -> None:
-    """Register `/api/alerts`, `/api/alerts/{fingerprint}` and its `/feedback`."""
-
-    @app.page("/api/alerts")
-    class AlertsView(View):
-        async def get(self, request: Request) -> Response:
-            return await _answer(self, lambda: api.list(request.query))
-
-    @app.page("/api/alerts/{fingerprint}")
-    class AlertView(View):
-        async def get(self, request: Request, fingerprint: str) -> Response:
-            return await _answer(self, lambda: api.get(fingerprint))
-
-    @app.page("/api/alerts/{fingerprint}/feedback")
-    class FeedbackView(View):
-        async def post(self, request: Request, fingerprint: str) -> Response:
-            return await _answer(self, lambda: api.post_feedback(request, fingerprint), 202)
-
-        async def get(self, request: Request, fingerprint: str) -> Response:
-            try:
-                record = await api.click(fingerprint, request.query)
-            except ApiError as error:
-                return self.html(_page(error.message), status=error.status, headers=_NO_STORE)
-            return self.html(_page(_thanks(record)), headers=_NO_STORE)
-
-        async def head(self, request: Request, fingerprint: str) -> Response:
-            try:
-                api.check(fingerprint, request.query)
-            except ApiError as error:
-                return self.html("", status=error.status, headers=_NO_STORE)
-            return self.html("", headers=_NO_STORE)
-
-
-async def _answer(view: View, handle: Callable[[], Awaitable[Any]], status: int = 200) -> Response:
+async def click_page(api: AlertsApi, fingerprint: str, query: Mapping[str, str]) -> Answer:
+    """A followed feedback link: a small HTML page, never cached."""
     try:
-        body = await handle()
+        record = await api.click(fingerprint, query)
     except ApiError as error:
-        response = view.json({"error": error.message}, status=error.status)
-        for name, value in error.headers.items():
-            response.headers[name] = value
-        return response
-    return view.json(body, status=status)
+        return Answer(_page(error.message), error.status, kind="html", headers=_NO_STORE)
+    return Answer(_page(_thanks(record)), kind="html", headers=_NO_STORE)
+
+
+def check_link(api: AlertsApi, fingerprint: str, query: Mapping[str, str]) -> Answer:
+    """`HEAD` of a feedback link: checks it, records nothing."""
+    try:
+        api.check(fingerprint, query)
+    except ApiError as error:
+        return Answer("", error.status, kind="html", headers=_NO_STORE)
+    return Answer("", kind="html", headers=_NO_STORE)
 
 
 def _thanks(record: FeedbackRecord) -> str:

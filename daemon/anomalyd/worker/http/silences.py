@@ -13,18 +13,16 @@ in the config, writes answer 403: nobody can silence alerts by accident.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
 import structlog
-from faust.web import Request, Response, View
 from pydantic import SecretStr, ValidationError
 
 from anomalyd.clock import Clock
 from anomalyd.config.routing import Silence
 from anomalyd.notify.silence import Silences, expired, silence_state
-from anomalyd.worker.kafka.transport import App
+from anomalyd.worker.http.web import ApiError, HttpRequest
 
 _log = structlog.get_logger(__name__)
 
@@ -40,55 +38,6 @@ class SilenceStore(Protocol):
     async def save_silence(self, silence: Silence) -> None: ...
 
     def new_silence_id(self) -> str: ...
-
-
-class HttpRequest(Protocol):
-    """What the API reads of a request (Faust's aiohttp request, or a test's)."""
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    async def read(self) -> bytes: ...
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-        super().__init__(message)
-
-
-def add_silence_pages(app: App, store: SilenceStore, token: SecretStr | None, clock: Clock) -> None:
-    """Register `/api/silences` and `/api/silences/{silence_id}` on the app's web server."""
-    api = SilenceApi(store, token, clock)
-
-    @app.page("/api/silences")
-    class SilencesView(View):
-        async def get(self, request: Request) -> Response:
-            return self.json(api.list())
-
-        async def post(self, request: Request) -> Response:
-            return await _answer(self, lambda: api.create(request))
-
-    @app.page("/api/silences/{silence_id}")
-    class SilenceView(View):
-        async def get(self, request: Request, silence_id: str) -> Response:
-            return await _answer(self, lambda: api.get(silence_id))
-
-        async def delete(self, request: Request, silence_id: str) -> Response:
-            return await _answer(self, lambda: api.expire(request, silence_id))
-
-
-async def _answer(view: View, handle: Callable[[], Awaitable[Any]]) -> Response:
-    try:
-        body = await handle()
-    except ApiError as error:
-        response = view.json({"error": error.message}, status=error.status)
-        for name, value in error.headers.items():
-            response.headers[name] = value
-        return response
-    return view.json(body)
 
 
 class SilenceApi:

@@ -17,28 +17,17 @@ the full text, which may quote what the file holds, is in the log alone.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-from aiokafka.errors import IllegalStateError
-from faust.exceptions import ConsumerNotStarted
-from faust.types import TP
-from faust.web import Request, Response, View
-
 import anomalyd
 from anomalyd.pipeline import Pipeline
-from anomalyd.worker.kafka.transport import App
-
-_log = structlog.get_logger(__name__)
+from anomalyd.worker.http.web import Answer, Request
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-#: A partition whose position is not known yet is reported without waiting for it.
-_POSITION_TIMEOUT_S = 0.5
 
 
 #: A key path as the config's problems start with it: `receivers[0].url`, `--set` aside.
@@ -73,16 +62,6 @@ class Reloads(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-class Consumer(Protocol):
-    """What the lag is read from (Faust's consumer)."""
-
-    def assignment(self) -> set[TP]: ...
-
-    def highwater(self, tp: TP) -> int: ...
-
-    async def position(self, tp: TP) -> int | None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class StatusQuery:
     limit: int = DEFAULT_LIMIT
@@ -100,18 +79,21 @@ class StatusQuery:
         return cls(limit, query.get("stream"))
 
 
-def add_status_page(app: App, detection: Detection, reloads: Reloads | None) -> None:
-    """Register `/api/status` on the app's web server."""
+#: The consumer's lag per assigned partition (`kafka.lag.consumer_lag`); None before it runs.
+Lag = Callable[[], Awaitable[list[dict[str, Any]] | None]]
 
-    @app.page("/api/status")
-    async def status(web: View, request: Request) -> Response:
-        try:
-            query = StatusQuery.parse(request.query)
-        except ValueError as error:
-            return web.json({"error": str(error)}, status=400)
-        body = status_body(detection.pipeline, detection.serving, reloads, query)
-        body["consumer"] = {"lag": await consumer_lag(app.consumer) if detection.serving else None}
-        return web.json(body)
+
+async def status_page(
+    request: Request, detection: Detection, reloads: Reloads | None, lag: Lag
+) -> Answer:
+    """`GET /api/status`."""
+    try:
+        query = StatusQuery.parse(request.query)
+    except ValueError as error:
+        return Answer({"error": str(error)}, 400)
+    body = status_body(detection.pipeline, detection.serving, reloads, query)
+    body["consumer"] = {"lag": await lag() if detection.serving else None}
+    return Answer(body)
 
 
 def status_body(
@@ -174,29 +156,4 @@ def stream_status(pipeline: Pipeline, name: str) -> dict[str, Any]:
     }
 
 
-async def consumer_lag(consumer: Consumer) -> list[dict[str, Any]] | None:
-    """Per assigned partition: highwater - fetch position. None if the consumer is not
-    running; a partition moved away meanwhile (a rebalance) shows no figures."""
-    try:
-        assigned = sorted(consumer.assignment())
-    except ConsumerNotStarted:
-        return None
-    return [await _partition_lag(consumer, tp) for tp in assigned]
-
-
-async def _partition_lag(consumer: Consumer, tp: TP) -> dict[str, Any]:
-    row: dict[str, Any] = {"topic": tp.topic, "partition": tp.partition}
-    try:
-        highwater = consumer.highwater(tp)
-        position = await asyncio.wait_for(consumer.position(tp), _POSITION_TIMEOUT_S)
-    except (IllegalStateError, AssertionError, TimeoutError) as error:
-        # aiokafka asserts on a partition no longer assigned; the rest is a race too.
-        _log.debug(
-            "partition_lag_unknown", topic=tp.topic, partition=tp.partition, detail=repr(error)
-        )
-        return {**row, "highwater": None, "position": None, "lag": None}
-    lag = highwater - position if highwater is not None and position is not None else None
-    return {**row, "highwater": highwater, "position": position, "lag": lag}
-
-
-__all__ = ["StatusQuery", "add_status_page", "consumer_lag", "problem_shown", "status_body"]
+__all__ = ["StatusQuery", "problem_shown", "status_body", "status_page"]

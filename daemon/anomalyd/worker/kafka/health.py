@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
+from typing import Protocol
 
 import structlog
 
-from anomalyd.worker.detection.runtime import Runtime
-from anomalyd.worker.kafka.broker import answers_metadata
+from anomalyd.worker.kafka.admin import answers_metadata
 from anomalyd.worker.kafka.transport import App
 
 INTERVAL = 1.0
@@ -39,9 +39,18 @@ class TopicsMissing(RuntimeError):
 _log = structlog.get_logger(__name__)
 
 
+class Readiness(Protocol):
+    """What the probe reports to (`detection.runtime.Runtime`)."""
+
+    @property
+    def broker_reachable(self) -> bool: ...
+
+    def set_broker_reachable(self, reachable: bool) -> None: ...
+
+
 def watch_broker(
     app: App,
-    runtime: Runtime,
+    runtime: Readiness,
     bootstrap: Sequence[str],
     topics: Collection[str] = (),
     *,

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from anomalyd.worker.kafka.broker import ensure_topics, wait_for_broker
+from anomalyd.worker.kafka.admin import ensure_topics, wait_for_broker
 
 _log = structlog.get_logger(__name__)
 
