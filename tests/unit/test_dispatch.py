@@ -15,7 +15,8 @@ from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify import DeadLetter, DeliveryError, Notification, RetryPolicy
-from anomalyd.notify.dispatch import Dispatcher, build_pipeline
+from anomalyd.notify.builder import build_pipeline
+from anomalyd.notify.dispatch import Dispatcher
 from anomalyd.notify.group import Held, episode_key
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.nflog import LogEntry, NotificationLog

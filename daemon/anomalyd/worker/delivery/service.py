@@ -30,16 +30,13 @@ import structlog
 
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
-from anomalyd.config.routing import Silence, default_route
+from anomalyd.config.routing import Silence
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify import DeadLetter, RetryPolicy, build_notifiers
-from anomalyd.notify.dispatch import Dispatcher, build_pipeline
+from anomalyd.notify import DeadLetter
+from anomalyd.notify.builder import NotifyParts, NotifyPipeline, build_notify
+from anomalyd.notify.dispatch import Dispatcher
 from anomalyd.notify.group import Held
-from anomalyd.notify.inhibit import Inhibitor
-from anomalyd.notify.pipeline import Stage
-from anomalyd.notify.retry import RetryStage
-from anomalyd.notify.route import RouteNode, build_tree
 from anomalyd.notify.silence import Silences
 from anomalyd.worker.delivery.state import NotifyState, StateStore
 from anomalyd.worker.kafka.records import Sender
@@ -156,7 +153,7 @@ class Delivery:
         return lambda: self._adopt(config, routing, started=session is not None)
 
     def _adopt(
-        self, config: AnomalydConfig, routing: tuple[RouteNode, Stage] | None, *, started: bool
+        self, config: AnomalydConfig, routing: NotifyPipeline | None, *, started: bool
     ) -> None:
         self.config = config
         self.silences.reconfigure(config.silences)
@@ -167,40 +164,35 @@ class Delivery:
                 self._dispatcher.clear()
             self._dispatcher = None
         elif self._dispatcher is None:
-            self._dispatcher = self._new_dispatcher(*routing)
+            self._dispatcher = self._new_dispatcher(routing)
             owned = [held for held in self.notify_state.held.values() if held.shard in self._owned]
             self._dispatcher.restore(owned, self.clock.now())
         else:
-            self._dispatcher.reconfigure(*routing, self.clock.now())
+            self._dispatcher.reconfigure(routing.root, routing.pipeline, self.clock.now())
         self._wake.set()
 
     def _build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher | None:
         routing = self._routing(self.config, session)
-        return self._new_dispatcher(*routing) if routing is not None else None
+        return self._new_dispatcher(routing) if routing is not None else None
 
-    def _new_dispatcher(self, root: RouteNode, pipeline: Stage) -> Dispatcher:
-        nflog = self.notify_state.nflog
-        return Dispatcher(root, pipeline, nflog, self.metrics, on_forget=self.notify_state.forget)
+    def _new_dispatcher(self, routing: NotifyPipeline) -> Dispatcher:
+        nflog, forget = self.notify_state.nflog, self.notify_state.forget
+        return Dispatcher(routing.root, routing.pipeline, nflog, self.metrics, on_forget=forget)
 
     def _routing(
         self, config: AnomalydConfig, session: aiohttp.ClientSession
-    ) -> tuple[RouteNode, Stage] | None:
-        """The routing tree and the flush pipeline of `config`."""
-        route = config.route or default_route([r.name for r in config.receivers])
-        if route is None:
-            _log.warning("no_receivers", detail="alerts are not delivered anywhere")
-            return None
-        notifiers = {n.name: n for n in build_notifiers(config, session, self.clock)}
-        policy = RetryPolicy.from_config(config.delivery)
-
-        def retry(deliver: Stage) -> RetryStage:
-            return RetryStage(deliver, policy, self.clock, self._dead_letter, self.metrics)
-
-        inhibitor = Inhibitor(config.inhibit_rules, self._inhibition_sources)
-        pipeline = build_pipeline(
-            inhibitor, self.silences, self.notify_state.nflog, retry, notifiers
+    ) -> NotifyPipeline | None:
+        """The routing tree and the flush pipeline of `config` (`notify.builder`)."""
+        parts = NotifyParts(
+            session=session,
+            clock=self.clock,
+            metrics=self.metrics,
+            silences=self.silences,
+            log=self.notify_state.nflog,
+            inhibition_sources=self._inhibition_sources,
+            dead_letter=self._dead_letter,
         )
-        return build_tree(route), pipeline
+        return build_notify(config, parts)
 
     # -- alerts in ----------------------------------------------------------------------------
 
