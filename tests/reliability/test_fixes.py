@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from anomalyd.decide.alerts import firing, resolved
+from anomalyd.alert import firing, resolved
 from anomalyd.notify.dedup import plan
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.stage import FlushContext
 from anomalyd.worker.kafka.admin import free_port, wait_for_broker
 from anomalyd.worker.kafka.broker import EmbeddedBroker
 from anomalyd.worker.run import data_dir_problem

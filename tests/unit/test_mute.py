@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
+from anomalyd.alert import firing, resolved
 from anomalyd.config.routing import InhibitRule, Silence
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.notify.inhibit import Inhibitor, inhibited_by
 from anomalyd.notify.mute import MuteStage
-from anomalyd.notify.pipeline import FlushContext
 from anomalyd.notify.silence import (
     Silences,
     SilenceState,
     expired,
     silence_state,
 )
+from anomalyd.notify.stage import FlushContext
 
 T0 = 1_700_000_000.0
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
+from anomalyd import alert as alerts
 from anomalyd.config.drift import DriftSection
-from anomalyd.decide import alerts
 from anomalyd.domain import Alert, Event, format_time
 from anomalyd.drift import alerts as drift_alerts
 from anomalyd.drift.change import Detector, make_detector

@@ -26,11 +26,11 @@ from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.mute import MuteStage
 from anomalyd.notify.nflog import NotificationLog
 from anomalyd.notify.notification import Notifier
-from anomalyd.notify.pipeline import MultiStage, Stage
 from anomalyd.notify.receivers import build_notifiers
 from anomalyd.notify.retry import DeadLetter, RetryPolicy, RetryStage
 from anomalyd.notify.route import RouteNode, build_tree
 from anomalyd.notify.silence import Silences
+from anomalyd.notify.stage import MultiStage, Stage
 
 _log = structlog.get_logger(__name__)
 

@@ -37,8 +37,8 @@ from anomalyd.notify.group import (
 )
 from anomalyd.notify.nflog import NotificationLog
 from anomalyd.notify.notification import Notifier
-from anomalyd.notify.pipeline import FlushContext, Stage
 from anomalyd.notify.route import RouteNode, group_labels, match_routes, walk
+from anomalyd.notify.stage import FlushContext, Stage
 
 _log = structlog.get_logger(__name__)
 

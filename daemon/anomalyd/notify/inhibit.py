@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from anomalyd.config.routing import InhibitRule, matches_all
+from anomalyd.config.matchers import matches_all
+from anomalyd.config.routing import InhibitRule
 from anomalyd.domain import Alert, AlertStatus
 from anomalyd.notify.mute import MuteCheck
 

@@ -13,7 +13,7 @@ from typing import Protocol
 import structlog
 
 from anomalyd.domain import Alert, AlertStatus
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.stage import FlushContext
 
 _log = structlog.get_logger(__name__)
 

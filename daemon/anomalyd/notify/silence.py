@@ -11,7 +11,8 @@ from enum import StrEnum
 
 import structlog
 
-from anomalyd.config.routing import Silence, matches_all
+from anomalyd.config.matchers import matches_all
+from anomalyd.config.routing import Silence
 from anomalyd.notify.mute import MuteCheck
 
 _log = structlog.get_logger(__name__)

@@ -24,7 +24,7 @@ from anomalyd.domain import Alert
 from anomalyd.logs import logging_config
 from anomalyd.notify.links import FeedbackLinks
 from anomalyd.worker.delivery.service import Delivery
-from anomalyd.worker.detection.feedback import apply_feedback, feedback_status
+from anomalyd.worker.detection.feedback_topic import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
 from anomalyd.worker.detection.runtime import Runtime
 from anomalyd.worker.detection.snapshots import SnapshotStore

@@ -19,7 +19,7 @@ from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
 from anomalyd.worker.detection.alert_index import AlertIndex
-from anomalyd.worker.detection.feedback import publish_precision
+from anomalyd.worker.detection.feedback_topic import publish_precision
 from anomalyd.worker.kafka.records import Sender
 
 _log = structlog.get_logger(__name__)

@@ -46,7 +46,7 @@ _KINDS = (
 )
 
 
-class Detection(Protocol):
+class StatusSource(Protocol):
     """What the page reads of the worker (`Runtime`)."""
 
     @property
@@ -84,7 +84,7 @@ Lag = Callable[[], Awaitable[list[dict[str, Any]] | None]]
 
 
 async def status_page(
-    request: Request, detection: Detection, reloads: Reloads | None, lag: Lag
+    request: Request, detection: StatusSource, reloads: Reloads | None, lag: Lag
 ) -> Answer:
     """`GET /api/status`."""
     try:
