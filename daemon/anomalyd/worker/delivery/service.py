@@ -1,7 +1,7 @@
 """Delivery in the worker: read alerts from the alerts topic into the notify dispatcher,
 flush its groups on time, follow the partitions this worker is given, and keep the
-state where a restart and the other workers find it (`notify_state.py`, on compacted
-topics through `statelog.py`). Owns the HTTP client session and the state topics.
+state where a restart and the other workers find it (`state.py`, on compacted
+topics through `kafka/statelog.py`). Owns the HTTP client session and the state topics.
 
 The alerts topic is keyed by alertname (`Runtime.emit`), so all alerts of a group whose
 `group_by` includes `alertname` are read by one worker. Each partition's alerts are a
@@ -9,10 +9,11 @@ shard of the dispatcher: when a partition moves, the old owner lets go of its al
 the new one restores them from the state topic, then skips the records it replays that
 its groups already hold.
 
-An alert this worker writes to a partition it reads is taken into its groups as soon
-as the broker acknowledges the write, if every alert before it in that partition has
-been taken: the alert is durable already, and reading it back would cost a broker
-round trip (a fetch wait and more) before a `group_wait: 0` notification goes out.
+Two doors lead in (`daemon/README.md`). An alert this worker writes to a partition it
+reads is taken into its groups as soon as the broker acknowledges the write, if every
+alert before it in that partition has been taken: the alert is durable already, and
+reading it back would cost a broker round trip (a fetch wait and more) before a
+`group_wait: 0` notification goes out.
 Reading it back later is a replay, skipped by its offset.
 """
 
