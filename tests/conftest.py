@@ -9,7 +9,8 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, settings
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 
 # CI machines are new and slow on the first run; a database in the repo is noise.
 settings.register_profile(

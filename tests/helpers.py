@@ -19,8 +19,8 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from anomalyd.config.model import TopicsSection
-from anomalyd.worker.broker import free_port
+from anomalyd.config.schema import TopicsSection
+from anomalyd.worker.kafka.admin import free_port
 
 T = TypeVar("T")
 

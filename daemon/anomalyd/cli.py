@@ -184,8 +184,8 @@ def _print_problems(error: ConfigError) -> None:
 
 
 def _broker(config: AnomalydConfig, port: int | None) -> int:
-    from anomalyd.worker.broker import run_broker_forever
-    from anomalyd.worker.logs import configure_logging
+    from anomalyd.logs import configure_logging
+    from anomalyd.worker.kafka.broker import run_broker_forever
 
     configure_logging(config.app.log_level)
     return run_broker_forever(config.kafka.embedded.host, port or config.kafka.embedded.port)
@@ -193,7 +193,7 @@ def _broker(config: AnomalydConfig, port: int | None) -> int:
 
 def _send(config: AnomalydConfig, args: argparse.Namespace) -> int:
     from anomalyd import send
-    from anomalyd.worker.logs import configure_logging
+    from anomalyd.logs import configure_logging
 
     configure_logging(config.app.log_level)
     try:
@@ -209,7 +209,7 @@ def _demo(
     config: AnomalydConfig, rate: float, duration: float | None, seed: int, anomaly_every: float
 ) -> int:
     from anomalyd.demo import produce_demo
-    from anomalyd.worker.logs import configure_logging
+    from anomalyd.logs import configure_logging
 
     configure_logging(config.app.log_level)
     # Started in the background by a shell (`make run`), Python inherits SIGINT ignored;

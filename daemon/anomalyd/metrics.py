@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from anomalyd import __version__
 from anomalyd.domain import FeedbackLabel
 from anomalyd.drift.episode import Status as DriftStatus
-from anomalyd.drift.rule import Judgement as DriftJudgement
+from anomalyd.drift.rule import WindowJudgement
 from anomalyd.ingest.parse import INVALID_EVENT_CODES
 
 #: Values of `anomalyd_event_errors_total{reason}` (see its help).
@@ -243,7 +243,7 @@ class Metrics:
             self.alerts_taken.labels(via)
         for drift_status in DriftStatus:
             self.drift_windows.labels(drift_status.value)
-        for judgement in DriftJudgement:
+        for judgement in WindowJudgement:
             self.drift_judgements.labels(judgement.value)
         for detector in ("rules", "model"):
             for label in FeedbackLabel:

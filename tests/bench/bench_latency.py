@@ -41,7 +41,8 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from anomalyd.domain import parse_time
-from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
+from anomalyd.worker.kafka.admin import ensure_topics, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually, read_all, worker_config
 
 

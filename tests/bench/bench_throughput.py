@@ -40,7 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from anomalyd.backtest import backtest
 from anomalyd.config import load_config
 from anomalyd.domain import VALUE_FIELD, Event
-from anomalyd.worker.broker import EmbeddedBroker, ensure_topics, free_port
+from anomalyd.worker.kafka.admin import ensure_topics, free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, consume, eventually, read_all, worker_config
 
 _COUNT = re.compile(rb"^anomalyd_event_latency_seconds_count (\S+)$", re.M)

@@ -29,7 +29,8 @@ import yaml
 from anomalyd import cli
 from anomalyd.config import ConfigError, EmailReceiver, WebhookReceiver, parse_config
 from anomalyd.metrics import Metrics
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import REPO, WorkerProcess, eventually, produce, worker_config
 
 DEPLOY = REPO / "deploy"
@@ -799,7 +800,7 @@ def acl_grants(**env: str) -> list[tuple[str, frozenset[str], str]]:
 
 
 def test_kafka_acls_let_only_the_daemon_write_the_topics_it_trusts() -> None:
-    from anomalyd.config.model import TopicsSection
+    from anomalyd.config.schema import TopicsSection
 
     grants = acl_grants(BOOTSTRAP="kafka:9093", PRODUCERS="User:shop", READERS="User:grafana")
     writers: dict[str, set[str]] = {}

@@ -21,15 +21,14 @@ from structlog.testing import capture_logs
 
 from anomalyd.clock import SystemClock
 from anomalyd.demo import DEFAULT_STREAMS, produce_demo
-from anomalyd.worker.broker import (
+from anomalyd.worker.kafka.admin import (
     BrokerError,
-    EmbeddedBroker,
     ensure_topics,
     free_port,
     is_listening,
-    tansu_binary,
     wait_until_ready,
 )
+from anomalyd.worker.kafka.broker import EmbeddedBroker, tansu_binary
 
 pytestmark = pytest.mark.integration
 
@@ -260,7 +259,7 @@ async def test_produce_demo_gives_up_without_a_broker() -> None:
 
 
 def run_broker_cli(port: int) -> subprocess.Popen[bytes]:
-    code = "import sys; from anomalyd.worker.broker import run_broker_forever as r; "
+    code = "import sys; from anomalyd.worker.kafka.broker import run_broker_forever as r; "
     code += f"sys.exit(r('127.0.0.1', {port}))"
     env = {**os.environ, "PYTHONPATH": str(DAEMON_DIR)}
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL)

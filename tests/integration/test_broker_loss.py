@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from anomalyd.worker.shutdown import DEADLINE_S
 from helpers import WorkerProcess, eventually, worker_config
 

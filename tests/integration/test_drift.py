@@ -11,7 +11,7 @@ import orjson
 import pytest
 from pytest_httpserver import HTTPServer
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import (
     WorkerProcess,
     consume,

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pytest_httpserver import HTTPServer
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, consume, eventually, received, worker_config
 
 pytestmark = pytest.mark.integration
@@ -122,7 +122,7 @@ import asyncio
 import sys
 
 from anomalyd.cli import main
-from anomalyd.worker import batching, transport
+from anomalyd.worker.kafka import batching, transport
 
 ack = batching.BatchingConsumer._ack
 

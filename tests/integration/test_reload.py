@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually, produce, received, worker_config
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from pytest_httpserver import HTTPServer
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually, produce, received, webhook_receiver, worker_config
 
 pytestmark = pytest.mark.integration

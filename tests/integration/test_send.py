@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import REPO, WorkerProcess, eventually, received, webhook_receiver, worker_config
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from pytest_httpserver import HTTPServer
 
 from anomalyd.decide.state_codec import FORMAT, PICKLE_FORMAT
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually, produce, received, webhook_receiver, worker_config
 
 pytestmark = pytest.mark.integration

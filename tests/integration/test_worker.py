@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, consume, eventually, produce, received, worker_config
 
 pytestmark = pytest.mark.integration
@@ -282,6 +282,6 @@ async def test_worker_starts_the_embedded_broker_and_stops_cleanly(
     assert all(line.get("event") != "<not json>" for line in lines), "every output line is JSON"
     assert any(line.get("event") == "embedded_broker_started" for line in lines)
     assert worker.stop() == 0
-    from anomalyd.worker.broker import is_listening
+    from anomalyd.worker.kafka.admin import is_listening
 
     assert not is_listening("127.0.0.1", port), "the embedded broker stops with the worker"

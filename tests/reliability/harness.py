@@ -32,8 +32,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from anomalyd.worker.broker import free_port
-from anomalyd.worker.statelog import caught_up
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.statelog import caught_up
 from helpers import WorkerProcess, eventually, worker_config
 
 # --- sizes ---------------------------------------------------------------------------------------

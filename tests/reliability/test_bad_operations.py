@@ -32,7 +32,8 @@ from harness import (
     settle,
 )
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import REPO, WorkerProcess, eventually
 from helpers import YAML_BOMB as BOMB
 

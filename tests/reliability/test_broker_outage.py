@@ -16,7 +16,8 @@ import pytest
 import pytest_asyncio
 from harness import Row, WebhookSink, build_corpus, produce_fast, scenario_config, settle, size
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess
 
 pytestmark = [

@@ -23,7 +23,7 @@ from harness import (
     size,
 )
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(size(240, 900))]

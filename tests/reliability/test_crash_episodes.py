@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from harness import NORMAL, SPIKE, Row, WebhookSink, produce_fast, scenario_config, size
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(size(240, 600))]

@@ -47,8 +47,8 @@ from harness import (
 )
 
 from anomalyd.decide.state_codec import FORMAT, PICKLE_FORMAT
-from anomalyd.worker.broker import EmbeddedBroker
-from anomalyd.worker.deadletter import dead_letter
+from anomalyd.worker.kafka.broker import EmbeddedBroker
+from anomalyd.worker.kafka.deadletter import dead_letter
 from helpers import WorkerProcess, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(size(180, 900))]

@@ -30,7 +30,8 @@ from harness import (
     size,
 )
 
-from anomalyd.worker.broker import EmbeddedBroker, free_port
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(size(180, 600))]

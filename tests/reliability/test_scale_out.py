@@ -24,8 +24,8 @@ from harness import (
     size,
 )
 
-from anomalyd.config.model import KafkaSection
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.config.schema import KafkaSection
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 pytestmark = [

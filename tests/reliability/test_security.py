@@ -34,8 +34,8 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from anomalyd.config import AnomalydConfig
-from anomalyd.worker import api
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.http import silences as api
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]

@@ -31,7 +31,7 @@ from harness import (
     threads,
 )
 
-from anomalyd.worker.broker import EmbeddedBroker
+from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 
 DURATION = size(90.0, 600.0)  # seconds of load

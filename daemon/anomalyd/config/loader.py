@@ -13,10 +13,10 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic_settings import SettingsError
 
-from anomalyd.config.model import AnomalydConfig, name_problems
 from anomalyd.config.origins import Origins, env_paths, stray_env_problems
 from anomalyd.config.receivers import Receiver
 from anomalyd.config.routing import Location, Route, Silence, check_routing
+from anomalyd.config.schema import AnomalydConfig, name_problems
 from anomalyd.config.yamlfile import YamlProblem, key_lines, load_yaml
 
 #: Checks only building the receivers shows (`validate`): (index, receiver) pairs that

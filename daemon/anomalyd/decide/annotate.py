@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from anomalyd.config import AbsenceRule, ModelSection, Rule, template
-from anomalyd.config.model import MAX_ANNOTATION_CHARS, MAX_LABEL_CHARS
+from anomalyd.config.schema import MAX_ANNOTATION_CHARS, MAX_LABEL_CHARS
 from anomalyd.detect import Check, ModelScore
 from anomalyd.domain import VALUE_FIELD
 

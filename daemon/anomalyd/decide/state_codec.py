@@ -1,6 +1,6 @@
 """A stream's state as bytes and back: versioned JSON of plain fields, never code.
 
-Snapshots travel through Kafka (`worker.snapshots`), so reading one must not run
+Snapshots travel through Kafka (`worker.detection.snapshots`), so reading one must not run
 anything, whoever wrote it. A snapshot is the line `anomalyd-state-2` and one JSON
 object of plain values (`anomalyd.plain`):
 

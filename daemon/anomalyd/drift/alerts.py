@@ -1,4 +1,4 @@
-"""One alert per drift episode, built like every other alert (`decide.alerts`).
+"""One alert per drift episode, built like every other alert (`anomalyd.alert`).
 
 Identity: `alertname` (config, default DataDrift), `stream`, `severity`,
 `detector: drift`, plus the stream's event labels, so routes and silences that
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from anomalyd import alert as alerts
 from anomalyd.config.drift import DriftSection
-from anomalyd.decide import alerts
 from anomalyd.domain import Alert, format_time
 from anomalyd.drift.record import WindowRecord
-from anomalyd.drift.rule import Judgement
+from anomalyd.drift.rule import WindowJudgement
 
 DETECTOR = "drift"
 
@@ -28,7 +28,7 @@ def episode_alert(
     external_url: str,
 ) -> Alert:
     """The firing alert of an episode that opened on the window of `records`."""
-    shifted = [r for r in records if r.judgement is Judgement.SHIFTED]
+    shifted = [r for r in records if r.judgement is WindowJudgement.SHIFTED]
     worst = max(shifted, key=lambda r: r.comparison.strength if r.comparison else 0.0)
     identity = {
         "alertname": config.alertname,

@@ -36,19 +36,19 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
+from anomalyd import alert as alerts
 from anomalyd.config.drift import DriftSection
-from anomalyd.decide import alerts
 from anomalyd.domain import Alert, Event, format_time
 from anomalyd.drift import alerts as drift_alerts
 from anomalyd.drift import sizing
-from anomalyd.drift.change import Detector, make_detector
+from anomalyd.drift.change import DriftDetector, make_drift_detector
 from anomalyd.drift.episode import STABLE, Change, Episode, Status, step
 from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
 from anomalyd.drift.reference import Reference, ReferenceHistory, Snapshot
 from anomalyd.drift.rule import (
     Comparison,
-    Judgement,
     Side,
+    WindowJudgement,
     compare,
     leans,
     pooled_side,
@@ -95,11 +95,11 @@ class _Window:
 
 @dataclass(slots=True)
 class _Field:
-    values: Detector
+    values: DriftDetector
     reference: ReferenceHistory
     #: Made at the first model score: a field the model never scores (or not yet, in
     #: its warmup) does without (an ADWIN costs 0.5 KB empty, 2.5 KB after 1,500 points).
-    scores: Detector | None = None
+    scores: DriftDetector | None = None
     #: The cycle being learned (seasonal None) or taken out (True); None if not seasonal.
     profile: Profile | None = None
     seasonal: bool | None = False
@@ -114,8 +114,9 @@ Pending = tuple[float, dict[str, float], dict[str, float | None] | None]
 
 
 @dataclass(slots=True)
-class StreamState:
-    """Everything the monitor knows about one stream; picklable (for a Faust table)."""
+class DriftState:
+    """Everything the monitor knows about one stream. In memory only (the worker does not
+    save it): a restart or a rebalance starts the stream's drift windows afresh."""
 
     #: None while the stream's window is being sized (`drift.sizing`).
     windows: OpenWindows[_Window] | None
@@ -141,7 +142,7 @@ class _Judged:
     field: str
     window: _FieldWindow
     side: Side
-    judgement: Judgement
+    judgement: WindowJudgement
     comparison: Comparison | None
     reference: Reference | None
 
@@ -157,7 +158,7 @@ class DriftMonitor:
         self._external_url = external_url
         self._version = config_version
         self._globs = tuple(config.streams)
-        self._streams: dict[str, StreamState] = {}
+        self._streams: dict[str, DriftState] = {}
         #: Reports dropped because their window had closed (also in each record's `late`).
         self.late_events = 0
         #: Events not tracked: beyond `max_streams`, or fields beyond `max_fields`.
@@ -190,7 +191,7 @@ class DriftMonitor:
     def _observe(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         ts: float,
         values: Mapping[str, float],
         scores: Mapping[str, float | None] | None,
@@ -203,7 +204,7 @@ class DriftMonitor:
             score = scores.get(name) if scores is not None else None
             self._add(stream, state, window, ts, name, value, score)
 
-    def _size(self, stream: str, state: StreamState) -> None:
+    def _size(self, stream: str, state: DriftState) -> None:
         """Give the stream its window, from the rate of its held-back events, and replay
         them into it."""
         config = self._config
@@ -359,29 +360,29 @@ class DriftMonitor:
     def config(self) -> DriftSection:
         return self._config
 
-    def state(self, stream: str) -> StreamState | None:
+    def state(self, stream: str) -> DriftState | None:
         return self._streams.get(stream)
 
-    def restore(self, stream: str, state: StreamState) -> None:
-        """Adopt a stream's state (from a Faust table after a rebalance or restart)."""
+    def restore(self, stream: str, state: DriftState) -> None:
+        """Adopt a stream's state taken from another monitor (`state`)."""
         self._streams[stream] = state
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _state(self, stream: str, ts: float, now: float) -> StreamState | None:
+    def _state(self, stream: str, ts: float, now: float) -> DriftState | None:
         state = self._streams.get(stream)
         if state is not None:
             return state
         if not _matches(stream, self._globs) or len(self._streams) >= self._config.max_streams:
             self.untracked_events += 1
             return None
-        state = StreamState(None, ts, ts, now)
+        state = DriftState(None, ts, ts, now)
         if self._config.window is not None:  # pinned: nothing to size
             self._size(stream, state)
         self._streams[stream] = state
         return state
 
-    def _window(self, stream: str, state: StreamState, ts: float) -> _Window | None:
+    def _window(self, stream: str, state: DriftState, ts: float) -> _Window | None:
         if state.windows is None:  # still sizing: not counted
             return None
         window = state.windows.get(ts, _Window)
@@ -393,7 +394,7 @@ class DriftMonitor:
     def _add(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         window: _Window,
         ts: float,
         name: str,
@@ -417,17 +418,17 @@ class DriftMonitor:
             slot.scored += 1
             scores = tracked.scores
             if scores is None:
-                scores = tracked.scores = make_detector(self._config.change_detector)
+                scores = tracked.scores = make_drift_detector(self._config.change_detector)
             scores.update(score)
             if scores.drift_detected:
                 slot.score_change = True
 
-    def _new_field(self, state: StreamState, name: str, ts: float) -> _Field | None:
+    def _new_field(self, state: DriftState, name: str, ts: float) -> _Field | None:
         config = self._config
         if len(state.fields) >= config.max_fields:
             return None
         tracked = state.fields[name] = _Field(
-            values=make_detector(config.change_detector), reference=self._new_reference()
+            values=make_drift_detector(config.change_detector), reference=self._new_reference()
         )
         seasonality = config.seasonality
         if seasonality.detect:
@@ -441,7 +442,7 @@ class DriftMonitor:
         config = self._config
         return ReferenceHistory(config.reference, config.rolling_windows, config.pinned_start_ts)
 
-    def _judged_value(self, state: StreamState, tracked: _Field, ts: float, value: float) -> float:
+    def _judged_value(self, state: DriftState, tracked: _Field, ts: float, value: float) -> float:
         """The value the window judges: less the field's cycle if it has one. The first
         period's values teach the profile, then decide whether there is a cycle."""
         profile = tracked.profile
@@ -456,7 +457,7 @@ class DriftMonitor:
         profile.add(ts, value)
         return judged
 
-    def _decide(self, state: StreamState, tracked: _Field, profile: Profile, ts: float) -> None:
+    def _decide(self, state: DriftState, tracked: _Field, profile: Profile, ts: float) -> None:
         """End of the first period: seasonal or not. Windows from the next one on are
         judged, against a reference of the same kind of values."""
         assert state.windows is not None  # values come only into sized streams
@@ -472,7 +473,7 @@ class DriftMonitor:
     def _close(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         closed: list[tuple[float, _Window]],
         update: DriftUpdate,
         closed_by: ClosedBy | None = None,
@@ -485,13 +486,13 @@ class DriftMonitor:
             if alert is not None:
                 update.alerts.append(alert)
 
-    def _closed_by(self, state: StreamState, start: float) -> ClosedBy:
+    def _closed_by(self, state: DriftState, start: float) -> ClosedBy:
         assert state.windows is not None  # a closed window was open
         due = start + state.windows.size + self._config.grace
         return "watermark" if state.max_ts >= due else "idle"
 
     def _judge_window(
-        self, stream: str, state: StreamState, window: _Window, closed_by: ClosedBy
+        self, stream: str, state: DriftState, window: _Window, closed_by: ClosedBy
     ) -> tuple[list[WindowRecord], Alert | None]:
         config = self._config
         judged = [
@@ -501,8 +502,8 @@ class DriftMonitor:
         before, verdict = state.episode, _verdict(judged)
         state.closed += 1
         state.judged += verdict is not None
-        confirmable = not any(j.judgement is Judgement.LEANING for j in judged) or any(
-            j.judgement is Judgement.SHIFTED for j in judged
+        confirmable = not any(j.judgement is WindowJudgement.LEANING for j in judged) or any(
+            j.judgement is WindowJudgement.SHIFTED for j in judged
         )
         state.episode, change = step(
             before,
@@ -523,12 +524,12 @@ class DriftMonitor:
         return records, self._alert(state, records, change, since, window.start)
 
     def _learn(
-        self, state: StreamState, start: float, judged: list[_Judged], before: Status
+        self, state: DriftState, start: float, judged: list[_Judged], before: Status
     ) -> None:
         """Offer each field's window to its reference, after it was judged against it."""
         full = state.first_ts <= start
         for item in judged:
-            if item.judgement is Judgement.LEARNING:
+            if item.judgement is WindowJudgement.LEARNING:
                 continue
             if item.side.stats.count >= self._config.min_count:
                 state.fields[item.field].reference.learn(
@@ -540,19 +541,19 @@ class DriftMonitor:
                 )
 
     def _judge_field(
-        self, state: StreamState, name: str, slot: _FieldWindow, start: float
+        self, state: DriftState, name: str, slot: _FieldWindow, start: float
     ) -> _Judged:
         config = self._config
         sample = slot.summary.sample.sorted()
         side = Side(slot.summary.stats(sample), sample)
         tracked = state.fields[name]
         if start < tracked.judge_from:
-            return _Judged(name, slot, side, Judgement.LEARNING, None, None)
+            return _Judged(name, slot, side, WindowJudgement.LEARNING, None, None)
         reference = tracked.reference.view()
         if side.stats.count < config.min_count:
-            return _Judged(name, slot, side, Judgement.TOO_FEW_EVENTS, None, reference)
+            return _Judged(name, slot, side, WindowJudgement.TOO_FEW_EVENTS, None, reference)
         if reference is None:
-            return _Judged(name, slot, side, Judgement.NO_REFERENCE, None, None)
+            return _Judged(name, slot, side, WindowJudgement.NO_REFERENCE, None, None)
         held = tracked.reference.held_sides()
         if state.episode.status is Status.SUSPECT and held:
             return self._judge_suspicion(name, slot, side, held, reference)
@@ -561,7 +562,7 @@ class DriftMonitor:
         if state.confirm > 1:
             thresholds = with_significance(thresholds, thresholds.suspect_significance)
         comparison = compare(side, reference.side, thresholds, config.psi_bins)
-        judgement = Judgement.SHIFTED if comparison.shifted else Judgement.UNCHANGED
+        judgement = WindowJudgement.SHIFTED if comparison.shifted else WindowJudgement.UNCHANGED
         return _Judged(name, slot, side, judgement, comparison, reference)
 
     def _judge_suspicion(
@@ -579,20 +580,20 @@ class DriftMonitor:
         loose = with_significance(config.thresholds, config.thresholds.suspect_significance)
         pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
         if leans(side, reference.side, pooled, config.thresholds):
-            judgement = Judgement.SHIFTED
+            judgement = WindowJudgement.SHIFTED
         elif len(held) + 1 < MAX_SUSPICION and leans(
             side, reference.side, compare(pool, reference.side, loose, config.psi_bins), loose
         ):
-            judgement = Judgement.LEANING  # more windows may make it clear
+            judgement = WindowJudgement.LEANING  # more windows may make it clear
         else:
-            judgement = Judgement.UNCHANGED
+            judgement = WindowJudgement.UNCHANGED
         comparison = replace(pooled, pooled=len(held) + 1)
         return _Judged(name, slot, side, judgement, comparison, reference)
 
     def _records(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         window: _Window,
         judged: list[_Judged],
         counts: StreamCounts,
@@ -616,7 +617,7 @@ class DriftMonitor:
 
     def _alert(
         self,
-        state: StreamState,
+        state: DriftState,
         records: list[WindowRecord],
         change: Change | None,
         since: float | None,
@@ -640,7 +641,7 @@ def _with_field(header: WindowRecord, item: _Judged, seasonal: bool | None) -> W
     slot, reference = item.window, item.reference
     return replace(
         header,
-        seasonal=None if item.judgement is Judgement.LEARNING else seasonal,
+        seasonal=None if item.judgement is WindowJudgement.LEARNING else seasonal,
         field=item.field,
         stats=item.side.stats,
         score_mean=slot.score_sum / slot.scored if slot.scored else None,
@@ -682,7 +683,7 @@ def _verdict(judged: list[_Judged]) -> bool | None:
     verdicts = [j.judgement for j in judged if j.comparison is not None]
     if not verdicts:
         return None
-    return Judgement.SHIFTED in verdicts or Judgement.LEANING in verdicts
+    return WindowJudgement.SHIFTED in verdicts or WindowJudgement.LEANING in verdicts
 
 
 def _episode_id(stream: str, since: float) -> str:

@@ -24,9 +24,9 @@ import numpy as np
 
 from anomalyd.config.drift import DriftSection
 from anomalyd.domain import Alert
-from anomalyd.drift.change import make_detector
+from anomalyd.drift.change import make_drift_detector
 from anomalyd.drift.episode import Episode, Status
-from anomalyd.drift.monitor import MAX_SUSPICION, StreamState, _Field, _FieldWindow, _Window, shape
+from anomalyd.drift.monitor import MAX_SUSPICION, DriftState, _Field, _FieldWindow, _Window, shape
 from anomalyd.drift.reference import ReferenceHistory, Snapshot
 from anomalyd.drift.rule import Side
 from anomalyd.drift.sample import Reservoir
@@ -64,7 +64,7 @@ def shape_digest(config: DriftSection) -> str:
 # -- writing -------------------------------------------------------------------------------
 
 
-def encode(state: StreamState, config: DriftSection) -> dict[str, Plain]:
+def encode(state: DriftState, config: DriftSection) -> dict[str, Plain]:
     windows = state.windows
     return {
         "version": VERSION,
@@ -148,7 +148,7 @@ def _stats_fields(stats: Stats) -> list[float]:
 # -- reading -------------------------------------------------------------------------------
 
 
-def decode(data: Plain, config: DriftSection) -> StreamState | None:
+def decode(data: Plain, config: DriftSection) -> DriftState | None:
     """The state, or None if it was built under another window or reference shape."""
 
     d = read_object(data, "drift")
@@ -165,7 +165,7 @@ def decode(data: Plain, config: DriftSection) -> StreamState | None:
     if status not in {s.value for s in Status}:
         raise StateError("drift.episode.status: stable, suspect or drifting")
     alert = required(d, "alert", "drift")
-    return StreamState(
+    return DriftState(
         windows=windows,
         first_ts=read_finite(required(d, "first_ts", "drift"), "drift.first_ts"),
         max_ts=read_finite(required(d, "max_ts", "drift"), "drift.max_ts"),
@@ -260,7 +260,7 @@ def _read_field(item: Plain, where: str, config: DriftSection) -> _Field:
     )
     seasonal = required(data, "seasonal", where)
     return _Field(
-        values=make_detector(config.change_detector),
+        values=make_drift_detector(config.change_detector),
         reference=reference,
         profile=_read_profile(required(data, "profile", where), f"{where}.profile", config),
         seasonal=None if seasonal is None else read_bool(seasonal, f"{where}.seasonal"),

@@ -1,36 +1,46 @@
-"""The Faust app: topics, agents, the absence timer and the HTTP endpoints.
+"""The Faust app: topics, agents, the absence timer, the rebalance signals, and the
+HTTP routes (`http/routes.py`) served through Faust's web server.
 
-Only this package knows Faust. Events are consumed a fetched batch at a time
-(`flow.py` through the `batching.py` consumer extension); alerts by an agent that
-hands each to delivery. The decisions live below them.
+Composition: the wings meet here (`daemon/README.md`). Events are consumed a fetched
+batch at a time (`detection/flow.py` through the `kafka/batching.py` consumer
+extension); alerts by an agent that hands each to delivery (the read door); the
+broker's acknowledgement of an alert this worker wrote goes to delivery too (the write
+door). The decisions live below them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import faust
+import orjson
 import structlog
 from faust.types import TP
 from faust.web import Request, Response, View
-from prometheus_client import generate_latest
 
 from anomalyd.config import AnomalydConfig
-from anomalyd.worker.api import add_silence_pages
-from anomalyd.worker.api_status import Reloads, add_status_page
-from anomalyd.worker.broker import free_port
-from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.feedback import add_feedback, publish_precision
-from anomalyd.worker.flow import EventFlow
-from anomalyd.worker.health import watch_broker
-from anomalyd.worker.logs import logging_config
-from anomalyd.worker.runtime import Runtime, Sender
-from anomalyd.worker.snapshots import SnapshotStore
-from anomalyd.worker.transport import App
+from anomalyd.decide.feedback import FeedbackRecord
+from anomalyd.domain import Alert
+from anomalyd.logs import logging_config
+from anomalyd.notify.links import FeedbackLinks
+from anomalyd.worker.delivery.service import Delivery
+from anomalyd.worker.detection.feedback_topic import apply_feedback, feedback_status
+from anomalyd.worker.detection.flow import EventFlow
+from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.detection.snapshots import SnapshotStore
+from anomalyd.worker.http.alerts import AlertsApi
+from anomalyd.worker.http.routes import routes
+from anomalyd.worker.http.silences import SilenceApi
+from anomalyd.worker.http.status import Reloads
+from anomalyd.worker.http.web import Answer, Route
+from anomalyd.worker.kafka.admin import free_port
+from anomalyd.worker.kafka.health import watch_broker
+from anomalyd.worker.kafka.lag import consumer_lag
+from anomalyd.worker.kafka.records import Sender, default_partition
+from anomalyd.worker.kafka.transport import App
 
 _log = structlog.get_logger(__name__)
 
@@ -111,7 +121,8 @@ def build_app(
         partitions=kafka.partitions,
         events_partitions=lambda: app.consumer.topic_partitions(topics.events),
         generation=lambda: app.consumer_generation_id,
-        highwater=lambda tp: app.consumer.highwater(tp),
+        highwater=lambda tp: app.consumer.highwater(TP(tp.topic, tp.partition)),
+        partitioner=default_partition,
         send_dead=events_dlq.send,
         send_rekeyed=by_stream.send,
         max_request_size=app.conf.producer_max_request_size,
@@ -126,9 +137,8 @@ def build_app(
             message = event.message
             await delivery.deliver(message.value, message.partition, message.offset)
 
-    delivery.connect(app, alerts.get_topic_name())
-    add_silence_pages(app, delivery, config.http.api_token, delivery.clock)
-    add_feedback(app, config, runtime, delivery, snapshots)  # /api/alerts and the feedback topic
+    _follow_alerts(app, delivery, alerts.get_topic_name())
+    alerts_api = _feedback(app, config, runtime, delivery, snapshots)
 
     @app.task  # type: ignore[untyped-decorator]
     async def tick() -> None:
@@ -148,8 +158,16 @@ def build_app(
     ]
     watch_broker(app, runtime, kafka.bootstrap, required, embedded=kafka.is_embedded)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
-    _add_pages(app, runtime)
-    add_status_page(app, runtime, reloads)
+    served = routes(
+        runtime,
+        silences=SilenceApi(delivery, config.http.api_token, delivery.clock),
+        alerts=alerts_api,
+        reloads=reloads,
+        lag=lambda: consumer_lag(app.consumer),
+        app_crashed=lambda: app.crashed,
+    )
+    for route in served:
+        app.page(route.path)(_view(route))
     return app
 
 
@@ -167,6 +185,16 @@ def _sender(topic: Any, written: Callable[[bytes, int, int], object] | None = No
 def _acknowledged(written: Callable[[bytes, int, int], object], value: bytes, sent: Any) -> None:
     metadata = sent.result()  # Faust calls back only once the send has succeeded
     written(value, metadata.partition, metadata.offset)
+
+
+def _follow_alerts(app: App, delivery: Delivery, alerts_topic: str) -> None:
+    """Delivery follows the app's assignment of the alerts topic's partitions."""
+
+    # mode's signal stubs do not accept an `async def` receiver; Faust awaits it.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
+        assigned: set[TP] = args[0] if args else kw["assigned"]
+        await delivery.assign({tp.partition for tp in assigned if tp.topic == alerts_topic})
 
 
 def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str) -> None:
@@ -220,51 +248,70 @@ def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_
     app.before_commit(snapshots.write)
 
 
-def _add_pages(app: App, runtime: Runtime) -> None:
-    @app.page("/healthz")
-    async def healthz(web: View, request: Request) -> Response:
-        # Liveness: a crashed worker may take a while to exit (`shutdown.py`); it must
-        # not look alive meanwhile.
-        if runtime.crashed_with is not None or app.crashed:
-            reason = runtime.crashed_with or "a service crashed"
-            return web.json({"status": "crashed", "reason": reason[:200]}, status=503)
-        return web.json({"status": "ok"})
+def _feedback(
+    app: App,
+    config: AnomalydConfig,
+    runtime: Runtime,
+    delivery: Delivery,
+    snapshots: SnapshotStore,
+) -> AlertsApi:
+    """The feedback topic and its agent; the /api/alerts API that writes to the topic."""
+    topic = app.topic(config.topics.feedback)
 
-    @app.page("/readyz")
-    async def readyz(web: View, request: Request) -> Response:
-        if runtime.serving:
-            return web.json({"status": "ready"})
-        return web.json({"status": "not ready"}, status=503)
+    async def send(record: FeedbackRecord) -> None:
+        await topic.send(key=record.stream.encode(), value=orjson.dumps(record.to_json()))
 
-    @app.page("/api/drift")
-    async def drift(web: View, request: Request) -> Response:
-        """Each stream's latest closed windows (one per field); `?stream=NAME` for that
-        stream's recent history, oldest first."""
-        monitor = runtime.pipeline.drift
-        if monitor is None:
-            return web.json({"enabled": False, "streams": {}})
-        wanted = request.query.get("stream")
-        if wanted is not None:
-            history = [body for body in runtime.drift_history if body.get("stream") == wanted]
-            return web.json({"enabled": True, "stream": wanted, "windows": history})
-        latest = {
-            name: [record.to_json() for record in records]
-            for name, records in monitor.latest().items()
-        }
-        return web.json({"enabled": True, "streams": latest, "windows": monitor.coverage()})
+    @app.agent(topic, name="feedback")
+    async def learn(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            if not snapshots.restored.is_set():  # labels apply to the restored state
+                await snapshots.restored.wait()
+            changed = apply_feedback(runtime.engine, runtime.metrics, message.value)
+            if changed is not None:
+                partition = runtime.partition_of(changed)
+                snapshots.mark(changed, message.partition if partition is None else partition)
 
-    @app.page("/metrics")
-    async def metrics(web: View, request: Request) -> Response:
-        runtime.metrics.streams.set(runtime.engine.stream_count)
-        publish_precision(runtime.engine, runtime.metrics)
-        monitor = runtime.pipeline.drift
-        if monitor is not None:
-            runtime.metrics.drifting_streams.set(sum(map(monitor.is_drifting, monitor.streams())))
-            runtime.metrics.drift_sparse_streams.set(monitor.sparse_streams())
-        # aiohttp takes the charset apart from the content type.
-        return web.bytes(
-            generate_latest(runtime.metrics.registry), content_type="text/plain; version=0.0.4"
+    def lookup(fingerprint: str) -> Alert | None:
+        """What this worker emitted, else what any worker holds in notification groups."""
+        held = delivery.notify_state.latest(fingerprint)
+        return runtime.alerts.get(fingerprint) or (held.alert if held is not None else None)
+
+    return AlertsApi(
+        runtime.alerts,
+        lookup=lookup,
+        status=lambda stream: feedback_status(runtime.engine, stream),
+        send=send,
+        token=config.http.api_token,
+        links=FeedbackLinks.from_config(config),
+        clock=runtime.clock,
+    )
+
+
+def _view(route: Route) -> type[View]:
+    """A Faust view of a route: one method per handler (Faust serves only the methods a
+    view defines itself)."""
+
+    def method(handler: Callable[..., Awaitable[Answer]]) -> Callable[..., Awaitable[Response]]:
+        async def call(view: View, request: Request, **params: str) -> Response:
+            return _response(view, await handler(request, **params))
+
+        return call
+
+    methods = {name: method(handler) for name, handler in route.methods.items()}
+    name = "".join(part.strip("{}").title() for part in route.path.split("/")) or "Root"
+    return type(f"{name}View", (View,), methods)
+
+
+def _response(view: View, answer: Answer) -> Response:
+    headers = dict(answer.headers) or None
+    if answer.kind == "html":
+        return view.html(answer.body, status=answer.status, headers=headers)
+    if answer.kind == "bytes":
+        return view.bytes(
+            answer.body, content_type=answer.content_type, status=answer.status, headers=headers
         )
+    return view.json(answer.body, status=answer.status, headers=headers)
 
 
-__all__ = ["build_app", "by_stream_topic_name", "faust"]
+__all__ = ["build_app", "by_stream_topic_name"]

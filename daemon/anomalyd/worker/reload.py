@@ -50,10 +50,11 @@ from anomalyd.config import (
 from anomalyd.domain import format_time
 from anomalyd.metrics import Metrics
 from anomalyd.validate import load_checked
+from anomalyd.worker.detection.runtime import ReconfigureFailed
 
 _log = structlog.get_logger(__name__)
 
-Outcome = Literal["ok", "rejected", "restart_needed"]
+ReloadOutcome = Literal["ok", "rejected", "restart_needed"]
 
 #: Kubernetes mounts a ConfigMap's files as symlinks through `..data`, and updates them by
 #: swapping that symlink: the file's own name sees no event.
@@ -63,10 +64,6 @@ _K8S_DATA = "..data"
 #: A second read of a changed file this many times at most before it is taken as it is
 #: (a file rewritten without end still gets read; a partial one is then rejected or not).
 _SETTLE_ROUNDS = 10
-
-
-class ReconfigureFailed(Exception):
-    """Detection could not adopt a config, and went back to the one it ran."""
 
 
 class Detection(Protocol):
@@ -90,7 +87,7 @@ class ReloadRecord:
 
     at: float
     trigger: str  # "sighup" | "file" | ...
-    outcome: Outcome
+    outcome: ReloadOutcome
     config_version: str
     applied: tuple[str, ...] = ()
     needs_restart: tuple[str, ...] = ()
@@ -108,7 +105,7 @@ class ReloadRecord:
         }
 
 
-def outcome_of(diff: ConfigDiff) -> Outcome:
+def outcome_of(diff: ConfigDiff) -> ReloadOutcome:
     """A valid file: `restart_needed` while some change waits for a restart, else `ok`."""
     return "restart_needed" if diff.restart else "ok"
 

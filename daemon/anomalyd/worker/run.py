@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 from mode import Service
 
 from anomalyd.clock import SystemClock
 from anomalyd.config import AnomalydConfig
+from anomalyd.logs import configure_logging
 from anomalyd.metrics import Metrics
 from anomalyd.worker.app import build_app, state_topic_name, worker_topics
-from anomalyd.worker.broker import BrokerError, EmbeddedBroker, ensure_topics
-from anomalyd.worker.delivery import Delivery
-from anomalyd.worker.logs import configure_logging
+from anomalyd.worker.delivery.service import Delivery
+from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.detection.snapshots import SnapshotStore
+from anomalyd.worker.kafka.admin import BrokerError, ensure_topics
+from anomalyd.worker.kafka.broker import EmbeddedBroker
+from anomalyd.worker.kafka.statetopic import StateTopic
 from anomalyd.worker.reload import ConfigReloader
-from anomalyd.worker.runtime import Runtime
 from anomalyd.worker.shutdown import ExitDeadline, Worker
-from anomalyd.worker.snapshots import SnapshotStore
 
 _log = structlog.get_logger(__name__)
 
@@ -56,6 +60,39 @@ class EmbeddedBrokerService(Service):
 
     async def on_stop(self) -> None:
         await self._broker.stop()
+
+
+class Lifecycle(Protocol):
+    """A wing's service: started before the app connects, stopped after it is gone."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Hosted(Service):
+    """A wing's service run by Faust's worker like one of its own (the wings know no mode)."""
+
+    def __init__(
+        self, inner: Lifecycle, started: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        super().__init__()
+        self._inner = inner
+        self._when_started = started
+
+    @property
+    def label(self) -> str:
+        return type(self._inner).__name__
+
+    async def on_start(self) -> None:
+        await self._inner.start()
+
+    async def on_started(self) -> None:
+        if self._when_started is not None:
+            await self._when_started()
+
+    async def on_stop(self) -> None:
+        await self._inner.stop()
 
 
 def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
@@ -99,10 +136,11 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
     clock, metrics = SystemClock(), Metrics()
     runtime = Runtime(config, clock, metrics)
     delivery = Delivery(config, clock, metrics)
-    # The engine's and the drift monitor's state of a stream: one snapshot.
-    snapshots = SnapshotStore(
-        runtime.pipeline, config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
+    state_topic = StateTopic(
+        config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
     )
+    # The engine's and the drift monitor's state of a stream: one snapshot.
+    snapshots = SnapshotStore(runtime.pipeline, state_topic)
     reloader = None
     if config_path is not None:
         reloader = ConfigReloader(
@@ -112,7 +150,7 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
     app = build_app(
         config, runtime, delivery, snapshots, data_dir=config.app.data_dir, reloads=reloader
     )
-    services: list[Service] = [runtime, delivery, snapshots]
+    services: list[Service] = [Hosted(delivery, delivery.schedule), Hosted(snapshots)]
     if reloader is not None:
         services.append(reloader)
     if config.kafka.is_embedded:

@@ -1,0 +1,9 @@
+"""Delivery in the worker: alerts from the alerts topic to the receivers.
+
+Owns: the delivery service (`service.py`: the two doors into delivery, scheduling of
+group flushes, silences, dead letters, the partitions it follows) and its replicated
+state (`state.py`: held alerts, the notification log and silences on compacted topics).
+
+May import: the core packages (`config`, `domain`, `notify`, `metrics`) and `kafka/`
+(the state log it keeps its state on). Not `detection/`, `http/` or the composition.
+"""
