@@ -41,7 +41,7 @@ reliability: $(STAMP)  ## crashes, outages, hostile input, soak at full size; pr
 bench: $(STAMP)  ## throughput and start-up of the full pipeline vs the raw consumer and a stock Faust agent
 	PYTHONPATH=tests $(BIN)/python tests/bench/bench_throughput.py $(ARGS)
 
-bench-quality: $(STAMP)  ## page-level NAB scores of the default config on ../shared/data/nab-dev, anchors, River baseline, synthetic controls
+bench-quality: $(STAMP)  ## page-level NAB scores of the default config on NAB's labelled series (not shipped), anchors, River baseline, synthetic controls
 	PYTHONPATH=tests $(BIN)/python tests/bench/bench_quality.py $(ARGS)
 
 bench-memory: $(STAMP)  ## memory per stream of the engine at 1k/10k/100k streams, per detector

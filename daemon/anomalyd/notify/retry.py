@@ -1,4 +1,4 @@
-"""Retry: when to try a failed delivery again (exponential backoff with full jitter,
+"""Retry: when to try a failed delivery again (exponential backoff with equal jitter,
 `Retry-After` honoured, bounded by attempts and by age: pure decisions), and the stage
 that applies it around the deliver stage, dead-lettering what it gives up on."""
 
@@ -51,7 +51,8 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).
 
-        Full jitter spreads retries of many alerts; a receiver's Retry-After is a
+        Equal jitter (a wait between half and all of the ceiling) spreads retries of many
+        alerts while keeping each at least half its backoff; a receiver's Retry-After is a
         floor, because it knows its own recovery better than our curve does.
         """
         ceiling = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
