@@ -32,14 +32,18 @@ def main() -> None:
             payload = json.loads(body)
             for alert in payload.get("alerts", []):
                 summary = alert.get("annotations", {}).get("summary", "")
-                print(f"{alert['status']:8} {alert['labels'].get('alertname')}: {summary}")
+                print(
+                    f"{alert['status']:8} {alert['labels'].get('alertname')}: {summary}", flush=True
+                )
             self.send_response(200)
             self.end_headers()
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # the alerts printed above say what came in
 
-    print(f"listening on http://127.0.0.1:{args.port}/, saving the last request in {out}/")
+    print(
+        f"listening on http://127.0.0.1:{args.port}/, saving the last request in {out}/", flush=True
+    )
     HTTPServer(("127.0.0.1", args.port), Receiver).serve_forever()
 
 
