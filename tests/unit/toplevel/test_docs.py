@@ -108,4 +108,3 @@ def test_a_broken_link_or_anchor_is_reported(tmp_path: Path) -> None:
     )
     problems = [problem.split(":")[0] for problem in broken_links(page, root=tmp_path)]
     assert problems == ["missing.md", "other.md#nowhere", "#elsewhere"]
-
