@@ -3,17 +3,27 @@ the examples say (the default config pages once inside each labelled window)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
+from standardwebhooks import Webhook
 
 import samples
 from anomalyd.backtest import backtest, read_events
 from anomalyd.backtest.reader import parse_csv_time
-from anomalyd.cli import DEFAULT_CONFIG, USES
+from anomalyd.cli import DEFAULT_CONFIG, USES, main
 from anomalyd.config import AnomalydConfig, load_config
 from anomalyd.evaluate.pages import pages
 from anomalyd.ingest import Limits
+from anomalyd.worker.kafka.admin import free_port, is_listening
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -58,3 +68,51 @@ def test_the_default_config_pages_once_inside_each_labelled_window() -> None:
 
     assert [paged_in(window) for window in windows] == [1, 1], starts
     assert len(starts) == 2, starts
+
+
+def test_the_sample_webhook_receiver_keeps_what_verify_webhook_checks(tmp_path: Path) -> None:
+    """The quick start's step 4: the sample receiver prints the alert and saves the request
+    so that `anomalyd verify-webhook` accepts it."""
+    secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    body = orjson.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "CheckoutLatencyHigh"},
+                    "annotations": {"summary": "Checkout latency 1250 ms"},
+                }
+            ],
+        }
+    )
+    when = datetime.now(tz=UTC).replace(microsecond=0)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": "n-1",
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(secret).sign("n-1", when, body.decode()),
+    }
+    port = free_port()
+    script = ROOT / "config" / "samples" / "webhook_receiver.py"
+    receiver = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port), "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10.0
+        while not is_listening("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the port, bounded by the deadline
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", data=body, headers=headers, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        receiver.terminate()
+        output, _ = receiver.communicate(timeout=10)
+    assert "firing   CheckoutLatencyHigh: Checkout latency 1250 ms" in output
+    saved = ["--headers", str(tmp_path / "headers.txt"), "--body", str(tmp_path / "body.json")]
+    assert main(["verify-webhook", "--secret", secret, *saved]) == 0
