@@ -61,13 +61,16 @@ def build_pipeline(
     log: NotificationLog,
     retry: Callable[[Stage], RetryStage],
     notifiers: Mapping[str, Notifier],
+    metrics: Metrics | None = None,
 ) -> MultiStage:
     """The flush pipeline: inhibit -> silence -> dedup -> retry(deliver) -> record.
     Muting comes at flush time, as in Alertmanager, so silences and inhibitions that
-    start or end while alerts wait in their group apply."""
+    start or end while alerts wait in their group apply; `metrics` counts the alerts
+    muted."""
+    muted = metrics.notifications_muted if metrics is not None else None
     return MultiStage(
-        InhibitStage(inhibitor),
-        SilenceStage(silences),
+        InhibitStage(inhibitor, muted.labels("inhibited") if muted is not None else None),
+        SilenceStage(silences, muted.labels("silenced") if muted is not None else None),
         DedupStage(log),
         retry(DeliverStage(notifiers)),
         RecordStage(log),

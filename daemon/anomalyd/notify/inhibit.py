@@ -12,7 +12,7 @@ import structlog
 
 from anomalyd.config.routing import InhibitRule, matches_all
 from anomalyd.domain import Alert, AlertStatus
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.pipeline import Count, FlushContext
 
 _log = structlog.get_logger(__name__)
 
@@ -64,8 +64,9 @@ class Inhibitor:
 class InhibitStage:
     """Takes inhibited firing alerts out of the flush and notes them as muted."""
 
-    def __init__(self, inhibitor: Inhibitor) -> None:
+    def __init__(self, inhibitor: Inhibitor, muted: Count | None = None) -> None:
         self._inhibitor = inhibitor
+        self._muted = muted
 
     async def exec(
         self, ctx: FlushContext, alerts: Sequence[Alert]
@@ -81,5 +82,7 @@ class InhibitStage:
             if source is not None:
                 muted.add(alert.fingerprint)
                 _log.debug("alert_inhibited", fingerprint=alert.fingerprint, by=source.fingerprint)
+        if muted and self._muted is not None:
+            self._muted.inc(len(muted))
         kept = [a for a in alerts if a.fingerprint not in muted]
         return replace(ctx, muted=ctx.muted | muted), kept

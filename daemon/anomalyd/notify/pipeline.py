@@ -36,6 +36,12 @@ class FlushContext:
     outcome: str = ""  # delivered | dead_lettered
 
 
+class Count(Protocol):
+    """A counter to add to (a Prometheus counter's child)."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+
 class Stage(Protocol):
     async def exec(
         self, ctx: FlushContext, alerts: Sequence[Alert]

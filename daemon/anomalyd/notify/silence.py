@@ -14,7 +14,7 @@ import structlog
 
 from anomalyd.config.routing import Silence, matches_all
 from anomalyd.domain import Alert, AlertStatus
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.pipeline import Count, FlushContext
 
 _log = structlog.get_logger(__name__)
 
@@ -74,19 +74,26 @@ class Silences:
 
     def mutes(self, labels: Mapping[str, str], now: float) -> str | None:
         """The id of an active silence that matches these labels, if any."""
-        for silence_id, silence in (*self._configured.items(), *self._created.items()):
-            active = silence_state(silence, now) is SilenceState.ACTIVE
-            if active and matches_all(silence.matchers, labels):
-                return silence_id
-        return None
+        return next(iter(self.muting(labels, now)), None)
+
+    def muting(self, labels: Mapping[str, str], now: float) -> list[str]:
+        """The ids of every active silence that matches these labels (the API's
+        `silencedBy`), the config's first."""
+        return [
+            silence_id
+            for silence_id, silence in (*self._configured.items(), *self._created.items())
+            if silence_state(silence, now) is SilenceState.ACTIVE
+            and matches_all(silence.matchers, labels)
+        ]
 
 
 class SilenceStage:
     """Takes silenced firing alerts out of the flush and notes them as muted. Resolved
     alerts go on: dedup sends a resolution only for what was notified as firing."""
 
-    def __init__(self, silences: Silences) -> None:
+    def __init__(self, silences: Silences, muted: Count | None = None) -> None:
         self._silences = silences
+        self._muted = muted
 
     async def exec(
         self, ctx: FlushContext, alerts: Sequence[Alert]
@@ -98,5 +105,7 @@ class SilenceStage:
                 if by is not None:
                     muted.add(alert.fingerprint)
                     _log.debug("alert_silenced", fingerprint=alert.fingerprint, silence=by)
+        if muted and self._muted is not None:
+            self._muted.inc(len(muted))
         kept = [a for a in alerts if a.fingerprint not in muted]
         return replace(ctx, muted=ctx.muted | muted), kept

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -22,21 +23,24 @@ from anomalyd.config import AnomalydConfig
 from anomalyd.decide.feedback import FeedbackRecord
 from anomalyd.domain import Alert
 from anomalyd.logs import logging_config
+from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.links import FeedbackLinks
+from anomalyd.worker.delivery.cluster_alerts import WORKER_HEADER, ClusterAlerts
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.feedback import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
 from anomalyd.worker.detection.runtime import Runtime, Sender
 from anomalyd.worker.detection.snapshots import SnapshotStore
 from anomalyd.worker.http.alerts import AlertsApi
+from anomalyd.worker.http.amapi import AlertmanagerApi, Mutes
 from anomalyd.worker.http.routes import routes
 from anomalyd.worker.http.silences import SilenceApi
-from anomalyd.worker.http.status import Reloads
 from anomalyd.worker.http.web import Answer, Route
 from anomalyd.worker.kafka.admin import free_port
 from anomalyd.worker.kafka.health import watch_broker
 from anomalyd.worker.kafka.lag import consumer_lag
 from anomalyd.worker.kafka.transport import App
+from anomalyd.worker.reload import ConfigReloader
 
 _log = structlog.get_logger(__name__)
 
@@ -66,7 +70,8 @@ def build_app(
     snapshots: SnapshotStore,
     *,
     data_dir: str,
-    reloads: Reloads | None = None,
+    cluster: ClusterAlerts,
+    reloads: ConfigReloader | None = None,
 ) -> App:
     kafka = config.kafka
     session_timeout = kafka.effective_session_timeout
@@ -108,7 +113,12 @@ def build_app(
     alerts_dlq = app.topic(topics.alerts_dlq)
     drift = app.topic(topics.drift)
 
-    runtime.attach(send_alert=_sender(alerts, written=delivery.written), send_drift=_sender(drift))
+    worker = worker_name(http_port)
+    alert_headers = [(WORKER_HEADER, worker.encode())]  # the cluster view's stream owners
+    runtime.attach(
+        send_alert=_sender(alerts, written=delivery.written, headers=alert_headers),
+        send_drift=_sender(drift),
+    )
     delivery.attach(send_alert_dlq=_sender(alerts_dlq))
 
     flow = EventFlow(
@@ -153,11 +163,14 @@ def build_app(
     ]
     watch_broker(app, runtime, kafka.bootstrap, required, embedded=kafka.is_embedded)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
+    silences = SilenceApi(delivery, config.http.api_token, delivery.clock)
     served = routes(
         runtime,
-        silences=SilenceApi(delivery, config.http.api_token, delivery.clock),
+        silences=silences,
         alerts=alerts_api,
+        alertmanager=_alertmanager(delivery, cluster, silences, worker),
         reloads=reloads,
+        reload=reloads,
         lag=lambda: consumer_lag(app.consumer),
         app_crashed=lambda: app.crashed,
     )
@@ -166,13 +179,25 @@ def build_app(
     return app
 
 
-def _sender(topic: Any, written: Callable[[bytes, int, int], object] | None = None) -> Sender:
-    """Send bytes to one of the app's topics, as the runtime and delivery expect; once the
-    broker has acknowledged a record, `written(value, partition, offset)`."""
+def worker_name(http_port: int) -> str:
+    """This worker as the API names it: its host name (a pod's name in Kubernetes) and
+    HTTP port."""
+    return f"{socket.gethostname()}:{http_port}"
+
+
+def _sender(
+    topic: Any,
+    written: Callable[[bytes, int, int], object] | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> Sender:
+    """Send bytes to one of the app's topics, as the runtime and delivery expect, with
+    `headers` added to each record's; once the broker has acknowledged a record,
+    `written(value, partition, offset)`."""
+    extra = list(headers or ())
 
     async def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         callback = None if written is None else partial(_acknowledged, written, value)
-        await topic.send(key=key, value=value, headers=headers, callback=callback)
+        await topic.send(key=key, value=value, headers=[*headers, *extra], callback=callback)
 
     return send
 
@@ -270,6 +295,27 @@ def _feedback(
         token=config.http.api_token,
         links=FeedbackLinks.from_config(config),
         clock=runtime.clock,
+    )
+
+
+def _alertmanager(
+    delivery: Delivery, cluster: ClusterAlerts, silences: SilenceApi, worker: str
+) -> AlertmanagerApi:
+    """Alertmanager's API over the cluster view, muted as delivery mutes: its silences,
+    and the inhibition rules in force over the alerts held in groups."""
+
+    def inhibitor() -> Inhibitor:
+        held = delivery.notify_state.held
+        return Inhibitor(delivery.config.inhibit_rules, lambda: [h.alert for h in held.values()])
+
+    return AlertmanagerApi(
+        cluster,
+        silences,
+        Mutes(delivery.silences, inhibitor),
+        config=lambda: delivery.config,
+        clock=delivery.clock,
+        worker=worker,
+        token=delivery.config.http.api_token,
     )
 
 

@@ -210,7 +210,7 @@ class Delivery(Service):
 
         inhibitor = Inhibitor(config.inhibit_rules, self._inhibition_sources)
         pipeline = build_pipeline(
-            inhibitor, self.silences, self.notify_state.nflog, retry, notifiers
+            inhibitor, self.silences, self.notify_state.nflog, retry, notifiers, self.metrics
         )
         return build_tree(route), pipeline
 
