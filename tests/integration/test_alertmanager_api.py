@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from pytest_httpserver import HTTPServer
 
+from anomalyd.worker.kafka.admin import free_port
 from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually, produce, webhook_receiver, worker_config
 
@@ -222,3 +224,96 @@ async def test_status_receivers_groups_and_reload_in_alertmanagers_shapes(
     # the existing API is still there
     assert worker.get("/api/alerts")[0] == 200
     assert worker.get("/api/silences")[0] == 200
+
+
+def owned_partitions(worker: WorkerProcess) -> int:
+    """How many partitions of the events topic the worker consumes, once ready."""
+    worker.assert_running()
+    status, body = worker.get("/api/status")
+    if status != 200:
+        return 0
+    lag = orjson.loads(body)["consumer"]["lag"] or []
+    topic = worker.config["topics"]["events"]
+    return len({row["partition"] for row in lag if row["topic"] == topic})
+
+
+def stream_owner(worker: WorkerProcess, stream: str) -> str | None:
+    """The worker `/api/status?stream=` names as the stream's owner."""
+    body = orjson.loads(worker.get(f"/api/status?stream={stream}")[1])
+    streams = body["streams"]
+    if streams["items"]:
+        owner: str = streams["items"][0]["worker"]
+        assert owner == body["worker"]
+        return owner
+    elsewhere: str | None = streams["elsewhere"]["worker"]
+    return elsewhere
+
+
+async def test_two_workers_answer_with_the_same_alerts_and_silences(
+    broker: EmbeddedBroker, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    path, config = worker_config(
+        tmp_path,
+        broker.bootstrap,
+        rules=[CRITICAL],
+        receivers=[webhook_receiver(httpserver, "oncall")],
+        http={"api_token": TOKEN},
+    )
+    other_config = {**config, "http": {**config["http"], "port": free_port()}}
+    other_path = tmp_path / "other.yaml"
+    other_path.write_text(yaml.safe_dump(other_config))
+    workers = [
+        WorkerProcess(path, config, tmp_path / "one.log").start(),
+        WorkerProcess(other_path, other_config, tmp_path / "two.log").start(),
+    ]
+    try:
+        await eventually(
+            lambda: all(owned_partitions(worker) > 0 for worker in workers),
+            timeout=60,
+            interval=0.2,
+            what="the two workers sharing the partitions",
+        )
+        streams = [f"s{i}.latency" for i in range(12)]
+        now = time.time()
+        events = [event for stream in streams for event in spike(stream, now, 900.0)]
+        await produce(broker.bootstrap, config["topics"]["events"], events)
+
+        def same_alerts() -> list[dict[str, Any]] | None:
+            one, two = (sorted(v2_alerts(w), key=lambda a: a["fingerprint"]) for w in workers)
+            for alerts in (one, two):
+                for alert in alerts:
+                    del alert["updatedAt"]  # each worker's read of the record
+            return one if len(one) == len(streams) and one == two else None
+
+        alerts = await eventually(same_alerts, what="the same twelve alerts on both workers")
+        assert sorted(a["labels"]["stream"] for a in alerts) == sorted(streams)
+
+        # each stream's owner, as either worker names it: both workers own some
+        names = {orjson.loads(w.get("/api/v2/status")[1])["cluster"]["name"] for w in workers}
+        owners = {stream: stream_owner(workers[0], stream) for stream in streams}
+        assert {stream: stream_owner(workers[1], stream) for stream in streams} == owners
+        assert set(owners.values()) == names
+
+        # a silence made on one worker mutes the alert on both
+        auth = tmp_path / "amtool-http.yml"
+        auth.write_text(f"authorization:\n  credentials: {TOKEN}\n")
+        args = ["silence", "add", "stream=s0.latency", "--comment=one", "--duration=1h"]
+        added = amtool(workers[0], *args, auth=auth)
+        assert added.returncode == 0, added.stderr
+        silence_id = added.stdout.strip()
+
+        def silenced_on(worker: WorkerProcess) -> list[str]:
+            return [
+                a["labels"]["stream"]
+                for a in amtool_json(worker, "alert", "query", "--silenced")
+                if a["status"]["silencedBy"] == [silence_id]
+            ]
+
+        await eventually(
+            lambda: all(silenced_on(w) == ["s0.latency"] for w in workers),
+            what="the silence applied on both workers",
+        )
+        assert [s["id"] for s in amtool_json(workers[1], "silence", "query")] == [silence_id]
+    finally:
+        for worker in workers:
+            worker.stop()

@@ -35,6 +35,7 @@ from anomalyd.worker.http.alerts import AlertsApi
 from anomalyd.worker.http.amapi import AlertmanagerApi, Mutes
 from anomalyd.worker.http.routes import routes
 from anomalyd.worker.http.silences import SilenceApi
+from anomalyd.worker.http.status import Owners
 from anomalyd.worker.http.web import Answer, Route
 from anomalyd.worker.kafka.admin import free_port
 from anomalyd.worker.kafka.health import watch_broker
@@ -143,7 +144,7 @@ def build_app(
             await delivery.deliver(message.value, message.partition, message.offset)
 
     delivery.connect(app, alerts.get_topic_name())
-    alerts_api = _feedback(app, config, runtime, delivery, snapshots)
+    alerts_api = _feedback(app, config, runtime, delivery, snapshots, cluster)
 
     @app.task  # type: ignore[untyped-decorator]
     async def tick() -> None:
@@ -171,6 +172,7 @@ def build_app(
         alertmanager=_alertmanager(delivery, cluster, silences, worker),
         reloads=reloads,
         reload=reloads,
+        owners=Owners(worker, cluster.owner),
         lag=lambda: consumer_lag(app.consumer),
         app_crashed=lambda: app.crashed,
     )
@@ -264,6 +266,7 @@ def _feedback(
     runtime: Runtime,
     delivery: Delivery,
     snapshots: SnapshotStore,
+    cluster: ClusterAlerts,
 ) -> AlertsApi:
     """The feedback topic and its agent; the /api/alerts API that writes to the topic."""
     topic = app.topic(config.topics.feedback)
@@ -283,9 +286,15 @@ def _feedback(
                 snapshots.mark(changed, message.partition if partition is None else partition)
 
     def lookup(fingerprint: str) -> Alert | None:
-        """What this worker emitted, else what any worker holds in notification groups."""
+        """What this worker emitted, else what any worker holds in notification groups,
+        else what any worker wrote (the cluster view)."""
         held = delivery.notify_state.latest(fingerprint)
-        return runtime.alerts.get(fingerprint) or (held.alert if held is not None else None)
+        seen = cluster.get(fingerprint)
+        return (
+            runtime.alerts.get(fingerprint)
+            or (held.alert if held is not None else None)
+            or (seen.alert if seen is not None else None)
+        )
 
     return AlertsApi(
         runtime.alerts,

@@ -25,7 +25,7 @@ from anomalyd.pipeline import Pipeline
 from anomalyd.worker.http.alerts import AlertsApi, check_link, click_page
 from anomalyd.worker.http.amapi import AlertmanagerApi, Reload, amapi_routes
 from anomalyd.worker.http.silences import SilenceApi
-from anomalyd.worker.http.status import Lag, Reloads, status_page
+from anomalyd.worker.http.status import Lag, Owners, Reloads, status_page
 from anomalyd.worker.http.web import Answer, Request, Route, answer_json
 
 
@@ -58,6 +58,7 @@ def routes(
     alertmanager: AlertmanagerApi,
     reloads: Reloads | None,
     reload: Reload | None,
+    owners: Owners | None,
     lag: Lag,
     app_crashed: Callable[[], bool],
 ) -> list[Route]:
@@ -68,7 +69,8 @@ def routes(
         Route("/metrics", {"get": lambda request: _metrics(detection)}),
         Route("/api/drift", {"get": lambda request: _drift(detection, request)}),
         Route(
-            "/api/status", {"get": lambda request: status_page(request, detection, reloads, lag)}
+            "/api/status",
+            {"get": lambda request: status_page(request, detection, reloads, lag, owners)},
         ),
         *_silence_routes(silences),
         *_alert_routes(alerts),
