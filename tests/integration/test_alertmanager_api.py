@@ -134,6 +134,9 @@ async def test_amtool_queries_alerts_and_adds_lists_and_expires_silences(
     )
     shown = by_stream(amtool_json(worker, "alert", "query"))
     assert set(shown) == wanted - {("b.latency", "LatencyElevated")}
+    table = amtool(worker, "alert", "query")  # the default output: a table
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count("LatencyHigh") == 1, table.stdout
     every = by_stream(amtool_json(worker, "alert", "query", "--active", "--inhibited"))
     inhibited = every[("b.latency", "LatencyElevated")]
     critical = every[("b.latency", "LatencyHigh")]
