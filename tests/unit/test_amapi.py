@@ -16,9 +16,10 @@ from anomalyd.config import AnomalydConfig
 from anomalyd.config.routing import InhibitRule, Silence
 from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
+from anomalyd.notify.group import Held
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.silence import Silences
-from anomalyd.worker.delivery.cluster_alerts import ClusterAlerts, Seen
+from anomalyd.worker.delivery.cluster_alerts import ClusterAlerts, Seen, WithHeld
 from anomalyd.worker.http.amapi import AlertFilter, AlertmanagerApi, Mutes
 from anomalyd.worker.http.silences import SilenceApi
 from anomalyd.worker.http.web import ApiError
@@ -63,6 +64,22 @@ def test_a_replayed_earlier_state_never_brings_an_alert_back() -> None:
     again = alert("A", "a", at=T0 + 20)  # a new episode does fire again
     record(view, again)
     assert [seen.alert for seen in view.firing()] == [again]
+
+
+def test_alerts_held_in_groups_fill_in_what_the_topic_no_longer_has() -> None:
+    view = ClusterAlerts()
+    old, gone, done = alert("A", "old"), alert("A", "gone"), alert("A", "done")
+    record(view, gone)
+    record(view, done)
+    record(view, resolved(done, T0 + 5))
+    held = [
+        Held(old, 0, T0),  # fires since before the topic's retention
+        Held(gone, 0, T0),  # in the view too
+        Held(done, 0, T0),  # held, not yet flushed resolved: the view knows better
+    ]
+    merged = WithHeld(view, lambda: held).firing()
+    assert sorted(seen.alert.labels["stream"] for seen in merged) == ["gone", "old"]
+    assert [seen.worker for seen in merged if seen.alert == gone] == ["w1:8000"]
 
 
 def test_a_record_the_view_cannot_read_is_skipped() -> None:

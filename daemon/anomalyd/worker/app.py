@@ -25,7 +25,7 @@ from anomalyd.domain import Alert
 from anomalyd.logs import logging_config
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.links import FeedbackLinks
-from anomalyd.worker.delivery.cluster_alerts import WORKER_HEADER, ClusterAlerts
+from anomalyd.worker.delivery.cluster_alerts import WORKER_HEADER, ClusterAlerts, WithHeld
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.feedback import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
@@ -318,7 +318,7 @@ def _alertmanager(
         return Inhibitor(delivery.config.inhibit_rules, lambda: [h.alert for h in held.values()])
 
     return AlertmanagerApi(
-        cluster,
+        WithHeld(cluster, lambda: delivery.notify_state.held.values()),
         silences,
         Mutes(delivery.silences, inhibitor),
         config=lambda: delivery.config,

@@ -7,16 +7,18 @@ Each alert record carries the name of the worker that wrote it (header `worker`)
 stream's owner when it was judged. The latest one seen per stream says which worker
 owns the stream (until a rebalance moves it and its next alert says so).
 
-One alert's states are written in order to one partition (the topic is keyed by
-alertname), and read in that order; a state replayed after a crash is no newer than
-the one held (`group.is_newer`) and is skipped. Resolved alerts are remembered, bounded,
-only so that a late replay of their firing state cannot bring them back.
+Alerts still held in notification groups fill in what the topic's retention has
+dropped (`firing(held)`). One alert's states are written in order to one partition (the
+topic is keyed by alertname), and read in that order; a state replayed after a crash is
+no newer than the one held (`group.is_newer`) and is skipped. Resolved alerts are
+remembered, bounded, only so that a late replay of their firing state cannot bring them
+back.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,7 @@ import orjson
 import structlog
 
 from anomalyd.domain import Alert, AlertStatus
-from anomalyd.notify.group import is_newer
+from anomalyd.notify.group import Held, is_newer
 
 _log = structlog.get_logger(__name__)
 
@@ -84,9 +86,19 @@ class ClusterAlerts:
         while len(self._resolved) > self._max_resolved:
             self._resolved.popitem(last=False)
 
-    def firing(self) -> list[Seen]:
-        """The alerts firing now anywhere in the cluster, the oldest first."""
-        return sorted(self._firing.values(), key=lambda seen: seen.alert.starts_at)
+    def firing(self, held: Iterable[Seen] = ()) -> list[Seen]:
+        """The alerts firing now anywhere in the cluster, the oldest first. `held`: the
+        alerts in notification groups (`alerts.state`, compacted): one that fires since
+        before the alerts topic's retention is no longer in the topic, but still held."""
+        firing = dict(self._firing)
+        for seen in held:
+            fp = seen.alert.fingerprint
+            known = firing.get(fp) or self._resolved.get(fp)
+            if seen.alert.status is AlertStatus.FIRING and (
+                known is None or not is_newer(known.alert, seen.alert)
+            ):
+                firing[fp] = seen
+        return sorted(firing.values(), key=lambda seen: seen.alert.starts_at)
 
     def get(self, fingerprint: str) -> Seen | None:
         """The latest state of an alert, firing or (recently) resolved."""
@@ -99,6 +111,22 @@ class ClusterAlerts:
     def workers(self) -> dict[str, float]:
         """Every worker seen writing an alert, with when it last did."""
         return dict(self._workers)
+
+
+class WithHeld:
+    """The cluster view as the API reads it: with the alerts every worker holds in
+    notification groups (`NotifyState.held`) filling in what the topic has dropped."""
+
+    def __init__(self, view: ClusterAlerts, held: Callable[[], Iterable[Held]]) -> None:
+        self._view = view
+        self._held = held
+
+    def firing(self) -> list[Seen]:
+        held = (Seen(item.alert, "", item.received_at) for item in self._held())
+        return self._view.firing(held)
+
+    def workers(self) -> dict[str, float]:
+        return self._view.workers()
 
 
 def _alert(value: bytes | None) -> Alert:
