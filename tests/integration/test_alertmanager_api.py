@@ -107,6 +107,7 @@ async def test_amtool_queries_alerts_and_adds_lists_and_expires_silences(
     await worker.wait_ready()
     assert worker.get("/-/healthy") == (200, b"OK")
     assert worker.get("/-/ready") == (200, b"OK")
+    assert worker.call("HEAD", "/-/healthy")[0] == 200  # probes may ask with HEAD
     assert (muted(worker, "silenced"), muted(worker, "inhibited")) == (0.0, 0.0)
     events = worker.config["topics"]["events"]
     now = time.time()
