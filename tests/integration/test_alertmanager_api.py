@@ -291,6 +291,10 @@ async def test_two_workers_answer_with_the_same_alerts_and_silences(
 
         alerts = await eventually(same_alerts, what="the same twelve alerts on both workers")
         assert sorted(a["labels"]["stream"] for a in alerts) == sorted(streams)
+        fingerprints = {a["fingerprint"] for a in alerts}
+        for worker in workers:  # and anomalyd's own /api/alerts lists them all too
+            active = orjson.loads(worker.get("/api/alerts")[1])["active"]
+            assert {a["fingerprint"] for a in active} == fingerprints
 
         # each stream's owner, as either worker names it: both workers own some
         names = {orjson.loads(w.get("/api/v2/status")[1])["cluster"]["name"] for w in workers}

@@ -19,7 +19,8 @@ from anomalyd.domain import Alert
 from anomalyd.notify.group import Held
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.silence import Silences
-from anomalyd.worker.delivery.cluster_alerts import ClusterAlerts, Seen, WithHeld
+from anomalyd.worker.delivery.cluster_alerts import ClusterAlerts, ClusterIndex, Seen, WithHeld
+from anomalyd.worker.detection.alert_index import AlertIndex
 from anomalyd.worker.http.amapi import AlertFilter, AlertmanagerApi, Mutes
 from anomalyd.worker.http.silences import SilenceApi
 from anomalyd.worker.http.web import ApiError
@@ -80,6 +81,23 @@ def test_alerts_held_in_groups_fill_in_what_the_topic_no_longer_has() -> None:
     merged = WithHeld(view, lambda: held).firing()
     assert sorted(seen.alert.labels["stream"] for seen in merged) == ["gone", "old"]
     assert [seen.worker for seen in merged if seen.alert == gone] == ["w1:8000"]
+
+
+def test_api_alerts_lists_every_workers_firing_alerts_and_its_own_newer_states() -> None:
+    view = ClusterAlerts()
+    mine, theirs = alert("A", "mine"), alert("A", "theirs", at=T0 + 1)
+    record(view, mine)
+    record(view, theirs, "w2:8000")
+    local = AlertIndex()
+    local.add(mine)
+    local.add(resolved(mine, T0 + 5))  # written, not yet read back into the view
+    index = ClusterIndex(local, WithHeld(view, list))
+    assert index.active(lambda a: True) == [theirs]
+    assert index.recent(lambda a: True)[0].status.value == "resolved"  # still this worker's
+    late = alert("A", "late", at=T0 + 9)
+    local.add(late)  # not yet in the view
+    assert index.active(lambda a: True) == [late, theirs]
+    assert index.active(lambda a: a.labels["stream"] == "late") == [late]
 
 
 def test_a_record_the_view_cannot_read_is_skipped() -> None:

@@ -25,7 +25,12 @@ from anomalyd.domain import Alert
 from anomalyd.logs import logging_config
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.links import FeedbackLinks
-from anomalyd.worker.delivery.cluster_alerts import WORKER_HEADER, ClusterAlerts, WithHeld
+from anomalyd.worker.delivery.cluster_alerts import (
+    WORKER_HEADER,
+    ClusterAlerts,
+    ClusterIndex,
+    WithHeld,
+)
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.feedback import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
@@ -144,7 +149,9 @@ def build_app(
             await delivery.deliver(message.value, message.partition, message.offset)
 
     delivery.connect(app, alerts.get_topic_name())
-    alerts_api = _feedback(app, config, runtime, delivery, snapshots, cluster)
+    # Every worker's alerts: the alerts topic, and what waits in notification groups.
+    view = WithHeld(cluster, lambda: delivery.notify_state.held.values())
+    alerts_api = _feedback(app, config, runtime, delivery, snapshots, cluster, view)
 
     @app.task  # type: ignore[untyped-decorator]
     async def tick() -> None:
@@ -169,7 +176,7 @@ def build_app(
         runtime,
         silences=silences,
         alerts=alerts_api,
-        alertmanager=_alertmanager(delivery, cluster, silences, worker),
+        alertmanager=_alertmanager(delivery, view, silences, worker),
         reloads=reloads,
         reload=reloads,
         owners=Owners(worker, cluster.owner),
@@ -267,6 +274,7 @@ def _feedback(
     delivery: Delivery,
     snapshots: SnapshotStore,
     cluster: ClusterAlerts,
+    view: WithHeld,
 ) -> AlertsApi:
     """The feedback topic and its agent; the /api/alerts API that writes to the topic."""
     topic = app.topic(config.topics.feedback)
@@ -297,7 +305,7 @@ def _feedback(
         )
 
     return AlertsApi(
-        runtime.alerts,
+        ClusterIndex(runtime.alerts, view),
         lookup=lookup,
         status=lambda stream: feedback_status(runtime.engine, stream),
         send=send,
@@ -308,7 +316,7 @@ def _feedback(
 
 
 def _alertmanager(
-    delivery: Delivery, cluster: ClusterAlerts, silences: SilenceApi, worker: str
+    delivery: Delivery, view: WithHeld, silences: SilenceApi, worker: str
 ) -> AlertmanagerApi:
     """Alertmanager's API over the cluster view, muted as delivery mutes: its silences,
     and the inhibition rules in force over the alerts held in groups."""
@@ -318,7 +326,7 @@ def _alertmanager(
         return Inhibitor(delivery.config.inhibit_rules, lambda: [h.alert for h in held.values()])
 
     return AlertmanagerApi(
-        WithHeld(cluster, lambda: delivery.notify_state.held.values()),
+        view,
         silences,
         Mutes(delivery.silences, inhibitor),
         config=lambda: delivery.config,

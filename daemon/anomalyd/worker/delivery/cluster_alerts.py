@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -127,6 +127,43 @@ class WithHeld:
 
     def workers(self) -> dict[str, float]:
         return self._view.workers()
+
+
+class LocalIndex(Protocol):
+    """The alerts this worker emitted (`detection.alert_index.AlertIndex`)."""
+
+    def get(self, fingerprint: str) -> Alert | None: ...
+
+    def active(self, wanted: Callable[[Alert], bool]) -> list[Alert]: ...
+
+    def recent(self, wanted: Callable[[Alert], bool]) -> list[Alert]: ...
+
+    def history(self, fingerprint: str) -> list[Alert]: ...
+
+
+class ClusterIndex:
+    """`/api/alerts` over the cluster: `active` lists every worker's firing alerts (this
+    worker's own state of an alert wins when it is newer: the view lags its writes by
+    a broker round trip); `recent` and `history` stay this worker's."""
+
+    def __init__(self, local: LocalIndex, cluster: WithHeld) -> None:
+        self._local = local
+        self._cluster = cluster
+
+    def active(self, wanted: Callable[[Alert], bool]) -> list[Alert]:
+        merged = {alert.fingerprint: alert for alert in self._local.active(lambda a: True)}
+        for seen in self._cluster.firing():
+            mine = self._local.get(seen.alert.fingerprint)
+            if mine is None or not is_newer(mine, seen.alert):
+                merged[seen.alert.fingerprint] = seen.alert
+        newest_first = sorted(merged.values(), key=lambda alert: alert.starts_at, reverse=True)
+        return [alert for alert in newest_first if wanted(alert)]
+
+    def recent(self, wanted: Callable[[Alert], bool]) -> list[Alert]:
+        return self._local.recent(wanted)
+
+    def history(self, fingerprint: str) -> list[Alert]:
+        return self._local.history(fingerprint)
 
 
 def _alert(value: bytes | None) -> Alert:
