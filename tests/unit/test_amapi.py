@@ -224,7 +224,14 @@ def test_the_filters_are_alertmanagers() -> None:
     assert set(shown(amapi, {"receiver": "on"})) == set()  # anchored, as Alertmanager's
     both = MultiDict([("filter", 'severity="warning"'), ("filter", "stream=~t|u")])
     assert set(shown(amapi, both)) == {"t/warning"}
-    for bad in ({"filter": "no matcher"}, {"active": "yes"}):
+    bad_queries: list[dict[str, str]] = [
+        {"filter": "no matcher"},
+        {"filter": 'a=~"(a)\\1"'},  # RE2: no backreferences
+        {"receiver": "(a)\\1"},
+        {"receiver": "\udcff"},
+        {"active": "yes"},
+    ]
+    for bad in bad_queries:
         with pytest.raises(ApiError) as raised:
             AlertFilter.parse(bad)
         assert raised.value.status == 400

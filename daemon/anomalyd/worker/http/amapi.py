@@ -30,7 +30,13 @@ from pydantic import SecretStr
 import anomalyd
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
-from anomalyd.config.routing import Matcher, MatchOp, default_route, matches_all, parse_matcher
+from anomalyd.config.routing import (
+    Matcher,
+    coerce_matcher,
+    default_route,
+    matches_all,
+    parse_matcher,
+)
 from anomalyd.domain import Alert, format_time
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.route import RouteNode, build_tree, group_labels, match_routes
@@ -98,11 +104,10 @@ class AlertFilter:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> AlertFilter:
         flags = {name: _flag(query, name) for name in ("active", "silenced", "inhibited")}
-        receiver = query.get("receiver")
         return cls(
             matchers=parse_filter(query),
             unprocessed=_flag(query, "unprocessed"),
-            receiver=None if receiver is None else Matcher("receiver", MatchOp.REGEX, receiver),
+            receiver=_receiver(query.get("receiver")),
             **flags,
         )
 
@@ -133,6 +138,16 @@ def parse_filter(query: Mapping[str, str]) -> tuple[Matcher, ...]:
         return tuple(parse_matcher(text) for text in texts)
     except ValueError as error:
         raise ApiError(400, f"bad matcher format: {error}") from error
+
+
+def _receiver(pattern: str | None) -> Matcher | None:
+    """`receiver=`: a regex over the receivers' names, anchored, RE2 as every matcher."""
+    if pattern is None:
+        return None
+    try:
+        return coerce_matcher({"name": "receiver", "value": pattern, "isRegex": True})
+    except ValueError as error:
+        raise ApiError(400, f"receiver: {error}") from error
 
 
 def _flag(query: Mapping[str, str], name: str) -> bool:
