@@ -312,21 +312,28 @@ def amapi_routes(
 ) -> list[Route]:
     """Alertmanager's paths, served beside anomalyd's own `/api/*`."""
 
-    async def listed(handle: Callable[[], Any]) -> Answer:
-        return await answer_json(_awaitable(handle))
+    async def answered(handle: Callable[[], Any]) -> Answer:
+        """The JSON answer of a handler that waits on nothing (or its ApiError's)."""
+
+        async def call() -> Any:
+            return handle()
+
+        return await answer_json(call)
 
     return [
-        Route("/api/v2/status", {"get": lambda request: listed(api.status)}),
-        Route("/api/v2/receivers", {"get": lambda request: listed(api.receivers)}),
-        Route("/api/v2/alerts", {"get": lambda request: listed(lambda: api.alerts(request.query))}),
+        Route("/api/v2/status", {"get": lambda request: answered(api.status)}),
+        Route("/api/v2/receivers", {"get": lambda request: answered(api.receivers)}),
+        Route(
+            "/api/v2/alerts", {"get": lambda request: answered(lambda: api.alerts(request.query))}
+        ),
         Route(
             "/api/v2/alerts/groups",
-            {"get": lambda request: listed(lambda: api.groups(request.query))},
+            {"get": lambda request: answered(lambda: api.groups(request.query))},
         ),
         Route(
             "/api/v2/silences",
             {
-                "get": lambda request: listed(lambda: api.silences(request.query)),
+                "get": lambda request: answered(lambda: api.silences(request.query)),
                 "post": lambda request: answer_json(lambda: silences.create(request)),
             },
         ),
@@ -343,13 +350,6 @@ def amapi_routes(
         Route("/-/ready", _probe(ready)),
         Route("/-/reload", {"post": lambda request: _reload(api, reload, request)}),
     ]
-
-
-def _awaitable(handle: Callable[[], Any]) -> Callable[[], Any]:
-    async def call() -> Any:
-        return handle()
-
-    return call
 
 
 def _probe(check: Callable[[], bool]) -> dict[str, Callable[..., Any]]:
