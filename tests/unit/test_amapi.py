@@ -23,6 +23,7 @@ from anomalyd.worker.delivery.cluster_alerts import ClusterAlerts, ClusterIndex,
 from anomalyd.worker.detection.alert_index import AlertIndex
 from anomalyd.worker.http.amapi import AlertFilter, AlertmanagerApi, Mutes
 from anomalyd.worker.http.silences import SilenceApi
+from anomalyd.worker.http.status import Owners, StatusQuery, with_owners
 from anomalyd.worker.http.web import ApiError
 
 T0 = 1_700_000_000.0
@@ -270,3 +271,15 @@ def test_status_shows_no_receiver_url() -> None:
     assert "oncall" in status["config"]["original"]
     assert "secret" not in status["config"]["original"]
     assert api().receivers() == [{"name": "oncall"}, {"name": "tickets"}]
+
+
+def test_status_names_the_worker_of_each_stream() -> None:
+    body = {"version": "x", "streams": {"count": 1, "shown": 1, "items": [{"name": "a"}]}}
+    owners = Owners("w1:8000", {"b": "w2:8000"}.get)
+    shown = with_owners(body, StatusQuery(), owners)
+    assert shown["worker"] == "w1:8000"
+    assert shown["streams"]["items"] == [{"name": "a", "worker": "w1:8000"}]
+    empty = {"streams": {"count": 1, "shown": 0, "items": []}}
+    for stream, worker in (("b", "w2:8000"), ("c", None)):
+        elsewhere = with_owners(empty, StatusQuery(stream=stream), owners)["streams"]["elsewhere"]
+        assert elsewhere == {"name": stream, "worker": worker}
