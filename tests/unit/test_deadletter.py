@@ -25,6 +25,7 @@ from anomalyd.worker.kafka.deadletter import (
     dead_letter,
     record_at_fault,
 )
+from anomalyd.worker.kafka.records import default_partition
 
 T0 = 1_700_000_000.0
 MAX_REQUEST = 1_000_000
@@ -124,6 +125,7 @@ async def test_a_record_whose_judging_raises_is_dead_lettered_and_the_batch_goes
         events_partitions=lambda: 1,
         generation=lambda: 0,
         highwater=lambda tp: None,
+        partitioner=default_partition,
         send_dead=send_dead,
         send_rekeyed=send_rekeyed,
     )

@@ -72,7 +72,7 @@ async def started(topics: Topics, clock: ManualClock) -> Delivery:
     delivery = Delivery(
         CONFIG, clock, Metrics(), state_factory=lambda _b, handlers, _t: topics.state(handlers)
     )
-    await delivery.on_start()
+    await delivery.start()
     await delivery.assign({0})
     return delivery
 
@@ -100,7 +100,7 @@ async def test_a_new_worker_rebuilds_the_groups_and_skips_what_it_replays(
     assert key == episode_key(a).encode()
     assert value is not None
     assert orjson.loads(value)["offset"] == 5
-    await first.on_stop()
+    await first.stop()
 
     # the next worker replays offset 5 (not committed): it holds it already
     second = await started(topics, clock)
@@ -118,7 +118,7 @@ async def test_a_new_worker_rebuilds_the_groups_and_skips_what_it_replays(
     assert deletion == (episode_key(a).encode(), None)
     assert marker[0] == b"offset/0"
     assert orjson.loads(marker[1] or b"{}") == {"shard": 0, "offset": 6}
-    await second.on_stop()
+    await second.stop()
 
     # a third worker replays both after the deletion: the marker says they are done
     written = len(topics.written("h")), len(topics.written("n"))
@@ -128,7 +128,7 @@ async def test_a_new_worker_rebuilds_the_groups_and_skips_what_it_replays(
     clock.set(T0 + 600)
     await third.flush_due()
     assert (len(topics.written("h")), len(topics.written("n"))) == written
-    await third.on_stop()
+    await third.stop()
 
 
 async def test_a_record_this_version_cannot_read_is_skipped(topics: Topics) -> None:
@@ -137,7 +137,7 @@ async def test_a_record_this_version_cannot_read_is_skipped(topics: Topics) -> N
     topics.records["s"].append((b"x", b'{"matchers": []}'))
     delivery = await started(topics, ManualClock(T0))
     assert delivery.silences.all() == []
-    await delivery.on_stop()
+    await delivery.stop()
 
 
 def _silence(silence_id: str | None, **fields: object) -> bytes:
@@ -165,7 +165,7 @@ async def test_a_hostile_record_on_the_state_topics_is_skipped_as_the_api_would(
     delivery = await started(topics, ManualClock(T0))
     assert [s.id for s in delivery.silences.all()] == ["good"]
     assert [s.to_api()["endsAt"] for s in delivery.silences.all()] == ["2099-01-01T00:00:00.000Z"]
-    await delivery.on_stop()
+    await delivery.stop()
 
 
 def test_the_state_log_skips_a_record_no_handler_foresaw() -> None:
@@ -192,7 +192,7 @@ async def test_an_alert_written_here_is_taken_on_its_acknowledgement_once(
     await delivery.idle()
     assert len(notified(topics)) == 2
     assert [orjson.loads(v or b"{}")["offset"] for _, v in topics.written("h")] == [4, 5]
-    await delivery.on_stop()
+    await delivery.stop()
 
 
 async def test_an_alert_written_behind_unread_ones_waits_for_them(topics: Topics) -> None:
@@ -208,7 +208,7 @@ async def test_an_alert_written_behind_unread_ones_waits_for_them(topics: Topics
     await delivery.deliver(raw(b), 0, 5)  # in offset order, as read
     await delivery.idle()
     assert notified(topics) == [([episode_key(a)], []), ([episode_key(b)], [])]
-    await delivery.on_stop()
+    await delivery.stop()
 
 
 class Restoring:
@@ -240,10 +240,10 @@ async def test_alerts_of_a_shard_being_restored_join_its_groups_once_they_are_ba
     first = await started(topics, clock)
     await first.deliver(raw(a), 0, 3)
     await first.idle()
-    await first.on_stop()
+    await first.stop()
 
     worker = Restoring(topics, clock)
-    await worker.delivery.on_start()
+    await worker.delivery.start()
     assigning = asyncio.create_task(worker.delivery.assign({0}))
     await worker.started.wait()
     assert not worker.delivery.written(raw(b), 0, 4)  # on its write: not yet
@@ -259,7 +259,7 @@ async def test_alerts_of_a_shard_being_restored_join_its_groups_once_they_are_ba
         [episode_key(a)],
         sorted([episode_key(a), episode_key(b)]),  # b joined a's group: a was not left out
     ]
-    await worker.delivery.on_stop()
+    await worker.delivery.stop()
 
 
 async def test_episodes_read_before_a_crash_are_each_notified_after_it(topics: Topics) -> None:
@@ -275,7 +275,7 @@ async def test_episodes_read_before_a_crash_are_each_notified_after_it(topics: T
     await first.idle()
     for offset, state in enumerate([resolved(a, T0 + 1), later, resolved(later, T0 + 7)], 2):
         await first.deliver(raw(state), 0, offset)  # held until the group interval ...
-    await first.on_stop()  # ... which the worker does not live to see
+    await first.stop()  # ... which the worker does not live to see
 
     second = await started(topics, clock)
     for offset, state in enumerate([resolved(a, T0 + 1), later, resolved(later, T0 + 7)], 2):
@@ -290,7 +290,7 @@ async def test_episodes_read_before_a_crash_are_each_notified_after_it(topics: T
         ([], [episode_key(later)]),
     ]
     assert second.notify_state.held == {}
-    await second.on_stop()
+    await second.stop()
 
 
 async def test_a_held_record_keyed_by_fingerprint_alone_is_deleted_with_its_episode(
@@ -309,7 +309,7 @@ async def test_a_held_record_keyed_by_fingerprint_alone_is_deleted_with_its_epis
     assert notified(topics) == [([episode_key(a)], []), ([], [episode_key(a)])]
     deleted = {key for key, value in topics.written("h") if value is None}
     assert deleted == {a.fingerprint.encode(), episode_key(a).encode()}
-    await delivery.on_stop()
+    await delivery.stop()
 
 
 async def test_a_closed_groups_log_entry_is_kept_until_it_expires(topics: Topics) -> None:
@@ -328,4 +328,4 @@ async def test_a_closed_groups_log_entry_is_kept_until_it_expires(topics: Topics
     await delivery.expire_log(T0 + 61)
     assert len(delivery.notify_state.nflog) == 0
     assert topics.written("n")[-1] == (b'console:{}:{alertname="A"}', None)
-    await delivery.on_stop()
+    await delivery.stop()

@@ -16,6 +16,7 @@ from anomalyd.pipeline import Outcome
 from anomalyd.worker.detection import runtime as runtime_module
 from anomalyd.worker.detection.flow import EventFlow
 from anomalyd.worker.detection.runtime import Runtime
+from anomalyd.worker.kafka.records import default_partition
 
 T0 = 1_700_000_000.0
 CONFIG = """
@@ -64,6 +65,7 @@ def flow() -> EventFlow:
         events_partitions=lambda: 4,
         generation=lambda: 0,
         highwater=lambda tp: None,
+        partitioner=default_partition,
         send_dead=None,  # type: ignore[arg-type]
         send_rekeyed=None,  # type: ignore[arg-type]
     )

@@ -34,7 +34,7 @@ from anomalyd.worker.delivery.cluster_alerts import (
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.feedback import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
-from anomalyd.worker.detection.runtime import Runtime, Sender
+from anomalyd.worker.detection.runtime import Runtime
 from anomalyd.worker.detection.snapshots import SnapshotStore
 from anomalyd.worker.http.alerts import AlertsApi
 from anomalyd.worker.http.amapi import AlertmanagerApi, Mutes
@@ -45,6 +45,7 @@ from anomalyd.worker.http.web import Answer, Route
 from anomalyd.worker.kafka.admin import free_port
 from anomalyd.worker.kafka.health import watch_broker
 from anomalyd.worker.kafka.lag import consumer_lag
+from anomalyd.worker.kafka.records import Sender, default_partition
 from anomalyd.worker.kafka.transport import App
 from anomalyd.worker.reload import ConfigReloader
 
@@ -133,7 +134,8 @@ def build_app(
         partitions=kafka.partitions,
         events_partitions=lambda: app.consumer.topic_partitions(topics.events),
         generation=lambda: app.consumer_generation_id,
-        highwater=lambda tp: app.consumer.highwater(tp),
+        highwater=lambda tp: app.consumer.highwater(TP(tp.topic, tp.partition)),
+        partitioner=default_partition,
         send_dead=events_dlq.send,
         send_rekeyed=by_stream.send,
         max_request_size=app.conf.producer_max_request_size,
@@ -148,7 +150,7 @@ def build_app(
             message = event.message
             await delivery.deliver(message.value, message.partition, message.offset)
 
-    delivery.connect(app, alerts.get_topic_name())
+    _follow_alerts(app, delivery, alerts.get_topic_name())
     # Every worker's alerts: the alerts topic, and what waits in notification groups.
     view = WithHeld(cluster, lambda: delivery.notify_state.held.values())
     alerts_api = _feedback(app, config, runtime, delivery, snapshots, cluster, view)
@@ -214,6 +216,16 @@ def _sender(
 def _acknowledged(written: Callable[[bytes, int, int], object], value: bytes, sent: Any) -> None:
     metadata = sent.result()  # Faust calls back only once the send has succeeded
     written(value, metadata.partition, metadata.offset)
+
+
+def _follow_alerts(app: App, delivery: Delivery, alerts_topic: str) -> None:
+    """Delivery follows the app's assignment of the alerts topic's partitions."""
+
+    # mode's signal stubs do not accept an `async def` receiver; Faust awaits it.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
+        assigned: set[TP] = args[0] if args else kw["assigned"]
+        await delivery.assign({tp.partition for tp in assigned if tp.topic == alerts_topic})
 
 
 def _keep_state(app: App, runtime: Runtime, snapshots: SnapshotStore, by_stream_name: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 from mode import Service
@@ -22,6 +24,7 @@ from anomalyd.worker.detection.snapshots import SnapshotStore
 from anomalyd.worker.kafka.admin import BrokerError, ensure_topics
 from anomalyd.worker.kafka.broker import EmbeddedBroker
 from anomalyd.worker.kafka.follow import TopicFollower
+from anomalyd.worker.kafka.statetopic import StateTopic
 from anomalyd.worker.reload import ConfigReloader
 from anomalyd.worker.shutdown import ExitDeadline, Worker
 
@@ -61,6 +64,39 @@ class EmbeddedBrokerService(Service):
         await self._broker.stop()
 
 
+class Lifecycle(Protocol):
+    """A wing's service: started before the app connects, stopped after it is gone."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Hosted(Service):
+    """A wing's service run by Faust's worker like one of its own (the wings know no mode)."""
+
+    def __init__(
+        self, inner: Lifecycle, started: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        super().__init__()
+        self._inner = inner
+        self._when_started = started
+
+    @property
+    def label(self) -> str:
+        return type(self._inner).__name__
+
+    async def on_start(self) -> None:
+        await self._inner.start()
+
+    async def on_started(self) -> None:
+        if self._when_started is not None:
+            await self._when_started()
+
+    async def on_stop(self) -> None:
+        await self._inner.stop()
+
+
 def topic_partitions(config: AnomalydConfig) -> dict[str, int]:
     """Every topic the worker reads or writes, with the partition count it needs."""
     return dict.fromkeys(worker_topics(config), config.kafka.partitions)
@@ -97,9 +133,10 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
     clock, metrics = SystemClock(), Metrics()
     runtime = Runtime(config, clock, metrics)
     delivery = Delivery(config, clock, metrics)
-    snapshots = SnapshotStore(
-        runtime.engine, config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
+    state_topic = StateTopic(
+        config.kafka.bootstrap, state_topic_name(config), config.kafka.partitions
     )
+    snapshots = SnapshotStore(runtime.engine, state_topic)
     reloader = None
     if config_path is not None:
         reloader = ConfigReloader(
@@ -117,7 +154,11 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
         cluster=cluster,
         reloads=reloader,
     )
-    services: list[Service] = [runtime, delivery, snapshots, follower]
+    services: list[Service] = [
+        Hosted(delivery, delivery.schedule),
+        Hosted(snapshots),
+        follower,
+    ]
     if reloader is not None:
         services.append(reloader)
     if config.kafka.is_embedded:

@@ -27,9 +27,6 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
-from aiokafka.errors import KafkaError
-from faust.types import TP
-from mode import Service
 
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
@@ -45,9 +42,8 @@ from anomalyd.notify.retry import RetryStage
 from anomalyd.notify.route import RouteNode, build_tree
 from anomalyd.notify.silence import Silences
 from anomalyd.worker.delivery.state import NotifyState, StateStore
-from anomalyd.worker.detection.runtime import Sender
-from anomalyd.worker.kafka.statelog import Handler, StateLog
-from anomalyd.worker.kafka.transport import App
+from anomalyd.worker.kafka.records import Sender
+from anomalyd.worker.kafka.statelog import WRITE_ERRORS, Handler, StateLog
 
 _log = structlog.get_logger(__name__)
 
@@ -70,7 +66,7 @@ def _state_log(bootstrap: list[str], handlers: dict[str, Handler], timeout: floa
     return StateLog(bootstrap, handlers, start_timeout=timeout)
 
 
-class Delivery(Service):
+class Delivery:
     def __init__(
         self,
         config: AnomalydConfig,
@@ -79,7 +75,6 @@ class Delivery(Service):
         *,
         state_factory: StateFactory = _state_log,
     ) -> None:
-        super().__init__()
         self._store_factory = state_factory
         self.config = config
         self.clock = clock
@@ -103,18 +98,10 @@ class Delivery(Service):
         """Connect the dead-letter output (the app's alerts.dlq topic) once it exists."""
         self._send_alert_dlq = send_alert_dlq
 
-    def connect(self, app: App, alerts_topic: str) -> None:
-        """Follow the app's assignment of the alerts topic's partitions."""
-
-        # mode's signal stubs do not accept an `async def` receiver; Faust awaits it.
-        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-        async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
-            assigned: set[TP] = args[0] if args else kw["assigned"]
-            await self.assign({tp.partition for tp in assigned if tp.topic == alerts_topic})
-
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def on_start(self) -> None:
+    async def start(self) -> None:
+        """Read the state topics, open the HTTP session and build the dispatcher."""
         self._store = self._store_factory(
             self.config.kafka.bootstrap,
             self.notify_state.handlers(),
@@ -131,11 +118,12 @@ class Delivery(Service):
             held_alerts=len(self.notify_state.held),
         )
 
-    async def on_started(self) -> None:
+    async def schedule(self) -> None:
+        """Once started (the worker's services all are): flush groups on time."""
         self._next_sweep = self.clock.now() + LOG_RETENTION_S
         self._scheduler = asyncio.create_task(self._schedule(), name="notify-scheduler")
 
-    async def on_stop(self) -> None:
+    async def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -163,7 +151,7 @@ class Delivery(Service):
         returned adopts them with the config's silences. Alerts held in groups stay held
         and are routed again (see `Dispatcher.reconfigure`); a flush under way finishes
         with what it started with."""
-        session = self._session  # None: not started yet, on_start builds from the config
+        session = self._session  # None: not started yet, start() builds from the config
         routing = self._routing(config, session) if session is not None else None
         return lambda: self._adopt(config, routing, started=session is not None)
 
@@ -338,7 +326,7 @@ class Delivery(Service):
             return
         try:
             expired = await self._dispatcher.expire_log(before)
-        except (RuntimeError, KafkaError, OSError):  # the state topics are not writable now
+        except WRITE_ERRORS:  # the state topics are not writable now
             _log.exception("notify_log_expiry_failed", retry_in=_LOG_SWEEP_S)
             return
         if expired:

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
-from aiokafka.partitioner import murmur2
-from faust.types import TP
 
 from anomalyd.domain import Event
 from anomalyd.pipeline import Outcome
@@ -52,6 +50,20 @@ MAX_STREAM_KEY = 200
 _OWNERS_KEPT = 100_000
 
 
+class Partition(Protocol):
+    """A topic's partition, as the consumer names it (Faust's `TP`)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+#: The partition Kafka's default partitioner gives a key, among n (`kafka.keys`).
+Partitioner = Callable[[bytes, int], int]
+
+
 @dataclass(slots=True)
 class _Sends:
     """What a batch sends once it has been judged."""
@@ -70,7 +82,8 @@ class EventFlow:
         partitions: int,
         events_partitions: Callable[[], int | None],
         generation: Callable[[], int],
-        highwater: Callable[[TP], int | None],
+        highwater: Callable[[Partition], int | None],
+        partitioner: Partitioner,
         send_dead: Callable[..., Any],
         send_rekeyed: Callable[..., Any],
         max_request_size: int = 1_048_576,
@@ -81,6 +94,7 @@ class EventFlow:
         self._events_partitions = events_partitions
         self._generation = generation
         self._highwater = highwater
+        self._partitioner = partitioner
         self._send_dead = send_dead
         self._send_rekeyed = send_rekeyed
         self._max_request_size = max_request_size
@@ -96,7 +110,7 @@ class EventFlow:
         """The by-stream topic: events validated at ingest, keyed by stream."""
         return _Handler(self, self._judge_by_stream)
 
-    async def ready(self, tp: TP) -> bool:
+    async def ready(self, tp: Partition) -> bool:
         """Never judge a stream before its state is back. False when a rebalance came
         meanwhile: the batch may be another worker's now."""
         if self._snapshots.restored.is_set():
@@ -105,7 +119,7 @@ class EventFlow:
         await self._snapshots.restored.wait()
         return self._generation() == generation
 
-    def _judge_events(self, tp: TP, records: Sequence[Any]) -> _Sends:
+    def _judge_events(self, tp: Partition, records: Sequence[Any]) -> _Sends:
         runtime, sends = self._runtime, _Sends()
         runtime.metrics.events.inc(len(records))
         in_place = self._events_partitions() == self._partitions
@@ -132,7 +146,7 @@ class EventFlow:
         else:
             sends.rekeyed.append((event, record))
 
-    def _judge_by_stream(self, tp: TP, records: Sequence[Any]) -> _Sends:
+    def _judge_by_stream(self, tp: Partition, records: Sequence[Any]) -> _Sends:
         sends, partition = _Sends(), tp.partition
         now = self._runtime.clock.now()
         for record in records:
@@ -183,7 +197,7 @@ class EventFlow:
             # event here, not the publishing of the whole batch.
             orjson.dumps(alert.to_json())
 
-    def _record_lag(self, tp: TP, last_offset: int) -> None:
+    def _record_lag(self, tp: Partition, last_offset: int) -> None:
         end = self._highwater(tp)
         if end is not None:
             lag = max(0, end - last_offset - 1)
@@ -198,7 +212,7 @@ class EventFlow:
         if owner is None:
             if len(self._owner) >= _OWNERS_KEPT:
                 self._owner.clear()
-            owner = self._owner[key] = (murmur2(key) & 0x7FFFFFFF) % self._partitions
+            owner = self._owner[key] = self._partitioner(key, self._partitions)
         return owner == partition
 
     def _count_rekeyed(self, rekeyed: list[tuple[Event, Any]], in_place: bool) -> None:
@@ -255,14 +269,19 @@ def _seconds(timestamp_ms: int | None) -> float | None:
     return None if timestamp_ms is None else timestamp_ms / 1000.0
 
 
+Judge = Callable[[Partition, Sequence[Any]], _Sends]
+
+
 class _Handler:
     """One topic's `BatchHandler`: the flow's readiness and publishing, its own judging."""
 
-    def __init__(self, flow: EventFlow, judge: Callable[[TP, Sequence[Any]], _Sends]) -> None:
+    def __init__(
+        self, flow: EventFlow, judge: Callable[[Partition, Sequence[Any]], _Sends]
+    ) -> None:
         self._flow = flow
         self.judge = judge
 
-    async def ready(self, tp: TP) -> bool:
+    async def ready(self, tp: Partition) -> bool:
         return await self._flow.ready(tp)
 
     async def publish(self, judged: _Sends) -> None:

@@ -4,12 +4,11 @@ The Faust app (`app.py`) only moves messages in and out of this."""
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
 import structlog
-from mode import Service
 
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
@@ -21,11 +20,9 @@ from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
 from anomalyd.worker.detection.alert_index import AlertIndex
 from anomalyd.worker.detection.feedback import publish_precision
+from anomalyd.worker.kafka.records import Sender
 
 _log = structlog.get_logger(__name__)
-
-#: Send bytes to a topic: (key, value, headers).
-Sender = Callable[[bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
 
 #: Rejections logged one by one per reason before the log is sampled (`_RejectionLog`).
 REJECTIONS_LOGGED = 10
@@ -45,11 +42,10 @@ class ReconfigureFailed(Exception):
     """Detection could not adopt a config, and went back to the one it ran."""
 
 
-class Runtime(Service):
+class Runtime:
     """Owns the detection pipeline (engine and drift monitor) of one worker."""
 
     def __init__(self, config: AnomalydConfig, clock: Clock, metrics: Metrics) -> None:
-        super().__init__()
         self.config = config
         self.clock = clock
         self.metrics = metrics

@@ -25,15 +25,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from mode import Service
 
 from anomalyd.decide import Engine
 from anomalyd.decide.state_codec import PICKLE_FORMAT
-from anomalyd.worker.kafka.admin import wait_for_broker
-from anomalyd.worker.kafka.statelog import caught_up, ensure_compacted
 
 _log = structlog.get_logger(__name__)
 
@@ -41,41 +38,41 @@ _log = structlog.get_logger(__name__)
 MARKER = b"\x00marker"
 
 
-class SnapshotStore(Service):
-    def __init__(
-        self,
-        engine: Engine,
-        bootstrap: Sequence[str],
-        topic: str,
-        partitions: int,
-        read_timeout: float = 60.0,
-    ) -> None:
-        super().__init__()
+class StateTopic(Protocol):
+    """Where the snapshots are kept (`kafka.statetopic.StateTopic`)."""
+
+    @property
+    def writable(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, key: bytes, value: bytes | None, partition: int) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def send_alone(self, key: bytes, value: bytes | None, partition: int) -> None: ...
+
+    async def read(self, partitions: Sequence[int], skip: bytes) -> dict[bytes, bytes]: ...
+
+
+class SnapshotStore:
+    def __init__(self, engine: Engine, topic: StateTopic) -> None:
         self._engine = engine
-        self.topic = topic
-        self._bootstrap = list(bootstrap)
-        self._partitions = partitions
-        self._read_timeout = read_timeout
-        self._producer: AIOKafkaProducer | None = None
+        self._topic = topic
         self._dirty: dict[str, int] = {}  # stream -> partition
         self._evicted: set[str] = set()  # dirty streams whose snapshot is to be deleted
         self._writing = asyncio.Lock()
         #: Set once the assigned partitions' state is back; detection waits for it.
         self.restored = asyncio.Event()
 
-    async def on_start(self) -> None:
-        await wait_for_broker(self._bootstrap)
-        await ensure_compacted(self._bootstrap, [self.topic], self._partitions)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, enable_idempotence=False
-        )
-        await self._producer.start()
+    async def start(self) -> None:
+        await self._topic.start()
 
-    async def on_stop(self) -> None:
-        """After the app stopped (its last commit wrote the state): close the producer."""
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
+    async def stop(self) -> None:
+        """After the app stopped (its last commit wrote the state): close the topic."""
+        await self._topic.stop()
 
     def discard(self, streams: Iterable[str]) -> None:
         """Streams given up: their changes since the last commit are not to be written."""
@@ -95,14 +92,14 @@ class SnapshotStore(Service):
 
     async def write(self) -> int:
         """Write the dirty streams (before an offset commit); how many were written.
-        Nothing once stopped: the app's last commit came before `on_stop`.
+        Nothing once stopped: the app's last commit came before `stop`.
 
         One write at a time (Faust's commit timer, its count-based commits and a
         rebalance may commit at once): a caller returns once what was dirty when it
         asked is durable, even if another write had taken some of those streams."""
         async with self._writing:
-            producer = self._producer
-            if producer is None:
+            topic = self._topic
+            if not topic.writable:
                 return 0
             chosen = list(self._dirty)
             touched: set[int] = set()
@@ -113,11 +110,11 @@ class SnapshotStore(Service):
                 self._evicted.discard(stream)
                 if blob is None and not evicted:  # forgotten since (its partition was revoked)
                     continue
-                await producer.send(self.topic, blob, key=stream.encode(), partition=partition)
+                await topic.send(stream.encode(), blob, partition)
                 touched.add(partition)
-            await producer.flush()
+            await topic.flush()
             for partition in sorted(touched):
-                await producer.send_and_wait(self.topic, None, key=MARKER, partition=partition)
+                await topic.send_alone(MARKER, None, partition)
             if chosen:
                 _log.debug(
                     "state_snapshot_written", streams=len(chosen), partitions=sorted(touched)
@@ -126,11 +123,13 @@ class SnapshotStore(Service):
 
     async def restore(self, partitions: Iterable[int]) -> int:
         """Resume the engine's streams of these partitions from their newest snapshots."""
-        tps = [TopicPartition(self.topic, p) for p in sorted(set(partitions))]
-        if not tps:
+        wanted = sorted(set(partitions))
+        if not wanted:
             return 0
         started = time.monotonic()
-        latest = await self._read(tps)
+        latest = {
+            key.decode(): blob for key, blob in (await self._topic.read(wanted, MARKER)).items()
+        }
         refused = {
             stream: reason
             for stream, blob in latest.items()
@@ -142,44 +141,10 @@ class SnapshotStore(Service):
         _log.info(
             "state_restored",
             streams=restored,
-            partitions=[tp.partition for tp in tps],
+            partitions=wanted,
             seconds=round(time.monotonic() - started, 3),
         )
         return restored
-
-    async def _read(self, tps: list[TopicPartition]) -> dict[str, bytes]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
-        )
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-            return await self._read_to(consumer, ends)
-        finally:
-            await consumer.stop()
-
-    async def _read_to(
-        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
-    ) -> dict[str, bytes]:
-        latest: dict[str, bytes] = {}
-        deadline = time.monotonic() + self._read_timeout
-        while not await caught_up(consumer, ends):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"state topic {self.topic} not read to its end in {self._read_timeout:g}s"
-                )
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    if record.key is None or record.key == MARKER:
-                        continue
-                    stream = record.key.decode()
-                    if record.value is None:
-                        latest.pop(stream, None)
-                    else:
-                        latest[stream] = record.value
-        return latest
 
 
 def _log_refused(refused: dict[str, str], blobs: dict[str, bytes]) -> None:

@@ -23,10 +23,14 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from anomalyd.worker.kafka.admin import ensure_topics, wait_for_broker
 
 _log = structlog.get_logger(__name__)
+
+#: What a write to a state topic raises when the topic is not writable now.
+WRITE_ERRORS: tuple[type[Exception], ...] = (RuntimeError, KafkaError, OSError)
 
 #: Apply one record: (key, value); value None is a deletion.
 Handler = Callable[[bytes, bytes | None], None]
