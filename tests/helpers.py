@@ -19,7 +19,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from anomalyd.config.model import TopicsSection
+from anomalyd.config.schema import TopicsSection
 from anomalyd.worker.kafka.admin import free_port
 
 T = TypeVar("T")

@@ -749,7 +749,7 @@ def acl_grants(**env: str) -> list[tuple[str, frozenset[str], str]]:
 
 
 def test_kafka_acls_let_only_the_daemon_write_the_topics_it_trusts() -> None:
-    from anomalyd.config.model import TopicsSection
+    from anomalyd.config.schema import TopicsSection
 
     grants = acl_grants(BOOTSTRAP="kafka:9093", PRODUCERS="User:shop", READERS="User:grafana")
     writers: dict[str, set[str]] = {}

@@ -17,9 +17,9 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import AlertmanagerReceiver
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert, parse_time
 from anomalyd.notify import AlertmanagerNotifier, DeliveryError
 from anomalyd.notify.notification import Notification

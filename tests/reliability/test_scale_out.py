@@ -24,7 +24,7 @@ from harness import (
     size,
 )
 
-from anomalyd.config.model import KafkaSection
+from anomalyd.config.schema import KafkaSection
 from anomalyd.worker.kafka.broker import EmbeddedBroker
 from helpers import WorkerProcess, eventually
 

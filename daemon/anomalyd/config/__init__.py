@@ -12,17 +12,6 @@ from anomalyd.config.diff import ConfigDiff, diff_configs, live_config
 from anomalyd.config.drift import DriftSection, DriftThresholds, ReferenceMode
 from anomalyd.config.durations import Duration, parse_duration
 from anomalyd.config.loader import ConfigError, load_config, parse_config
-from anomalyd.config.model import (
-    AboveRule,
-    AbsenceRule,
-    AnomalydConfig,
-    BelowRule,
-    DeliverySection,
-    RateOfChangeRule,
-    Rule,
-    ValueRule,
-    ZScoreRule,
-)
 from anomalyd.config.receivers import (
     AlertmanagerReceiver,
     BasicAuth,
@@ -32,6 +21,17 @@ from anomalyd.config.receivers import (
     SmtpAuth,
     WebhookReceiver,
     signing_key,
+)
+from anomalyd.config.schema import (
+    AboveRule,
+    AbsenceRule,
+    AnomalydConfig,
+    BelowRule,
+    DeliverySection,
+    RateOfChangeRule,
+    Rule,
+    ValueRule,
+    ZScoreRule,
 )
 from anomalyd.config.version import config_version
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from anomalyd.config.durations import Duration
+from anomalyd.config.strict import Strict
 from anomalyd.domain import Severity
 
 #: rules: rules only, no model. shadow: the model scores and is measured, never alerts.
@@ -15,11 +16,7 @@ Mode = Literal["rules", "shadow", "hybrid", "model"]
 DetectorKind = Literal["robust", "hst", "gaussian", "sad"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModeOverride(_Strict):
+class ModeOverride(Strict):
     """A different mode or threshold for the streams matching `streams`."""
 
     streams: list[str] = Field(min_length=1, description="Globs over stream names.")
@@ -27,7 +24,7 @@ class ModeOverride(_Strict):
     threshold: float | None = Field(None, ge=0.0, le=1.0)
 
 
-class FeedbackSection(_Strict):
+class FeedbackSection(Strict):
     """How labels from people (true or false positive) move each stream's model
     threshold; the rule is in `decide/feedback.py`."""
 
@@ -53,7 +50,7 @@ class FeedbackSection(_Strict):
         return self
 
 
-class LikelihoodSection(_Strict):
+class LikelihoodSection(Strict):
     """How the detector's raw scores become a score in [0, 1] (`detect/likelihood.py`)."""
 
     short: int = Field(
@@ -64,7 +61,7 @@ class LikelihoodSection(_Strict):
     )
 
 
-class ModelSection(_Strict):
+class ModelSection(Strict):
     mode: Mode = "hybrid"
     detector: DetectorKind = "robust"
     threshold: float = Field(
@@ -99,7 +96,7 @@ class ModelSection(_Strict):
     feedback: FeedbackSection = FeedbackSection()
 
 
-class StateSection(_Strict):
+class StateSection(Strict):
     """Where each stream's detection state is kept between restarts and rebalances."""
 
     snapshot_interval: Duration = Field(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from anomalyd.config.model import AnomalydConfig
+from anomalyd.config.schema import AnomalydConfig
 
 #: Sections a running worker re-reads on a reload.
 LIVE_SECTIONS = (

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from anomalyd.config.durations import Duration
+from anomalyd.config.strict import Strict
 from anomalyd.domain import Severity
 
 #: previous: the last window judged normal. rolling: the last `rolling_windows` of them.
@@ -19,11 +20,7 @@ from anomalyd.domain import Severity
 ReferenceMode = Literal["previous", "rolling", "pinned"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DriftThresholds(_Strict):
+class DriftThresholds(Strict):
     """How large a difference from the reference must be to matter (effect sizes).
 
     They do not depend on the window's size, so a large window does not flag a
@@ -46,12 +43,12 @@ class DriftThresholds(_Strict):
     )
 
 
-class AdwinDetector(_Strict):
+class AdwinDetector(Strict):
     type: Literal["adwin"]
     delta: float = Field(0.002, gt=0, lt=1)
 
 
-class PageHinkleyDetector(_Strict):
+class PageHinkleyDetector(Strict):
     type: Literal["page_hinkley"]
     min_instances: int = Field(30, ge=1)
     delta: float = Field(0.005, ge=0, allow_inf_nan=False)
@@ -62,7 +59,7 @@ class PageHinkleyDetector(_Strict):
 ChangeDetector = Annotated[AdwinDetector | PageHinkleyDetector, Field(discriminator="type")]
 
 
-class DriftSection(_Strict):
+class DriftSection(Strict):
     enabled: bool = True
     fallback_to_rules: bool = Field(
         True,

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from anomalyd.config.model import AnomalydConfig
+from anomalyd.config.schema import AnomalydConfig
 from anomalyd.config.yamlfile import YamlProblem, load_yaml
 
 #: `${VAR}` or `${VAR:-default}`; `$${` stays a literal `${`.

@@ -21,7 +21,6 @@ from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -30,6 +29,7 @@ from pydantic import (
 )
 
 from anomalyd.config.durations import Duration
+from anomalyd.config.strict import Strict
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
 #: RFC 9110 token: what a header name may be.
@@ -49,10 +49,6 @@ _SECRET_PREFIX = "whsec_"
 #: The Standard Webhooks spec asks for signing keys of 24 to 64 bytes.
 _SECRET_BYTES = (24, 64)
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- value checks -------------------------------------------------------------------------------
@@ -147,12 +143,12 @@ Template = Annotated[str, AfterValidator(_template)]
 # --- shared parts -------------------------------------------------------------------------------
 
 
-class BasicAuth(_Strict):
+class BasicAuth(Strict):
     username: str = Field(min_length=1)
     password: SecretStr
 
 
-class _Receiver(_Strict):
+class _Receiver(Strict):
     name: str = Field(pattern=_NAME)
 
 
@@ -218,7 +214,7 @@ class AlertmanagerReceiver(_HttpReceiver):
     )
 
 
-class SmtpAuth(_Strict):
+class SmtpAuth(Strict):
     username: str = Field(min_length=1)
     password: SecretStr
 

@@ -8,7 +8,7 @@ import hashlib
 
 import orjson
 
-from anomalyd.config.model import AnomalydConfig
+from anomalyd.config.schema import AnomalydConfig
 
 #: Hex digits kept: enough to tell versions apart, short enough to read.
 _LENGTH = 12

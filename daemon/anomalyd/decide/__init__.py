@@ -1,6 +1,6 @@
 """Deciding: when a judged series becomes an alert, and when the alert ends."""
 
-from anomalyd.decide.alerts import fingerprint
+from anomalyd.alert import fingerprint
 from anomalyd.decide.engine import Engine, Judgement
 from anomalyd.decide.lifecycle import INACTIVE, AlertState, Phase, Timing, Transition, advance
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from anomalyd.alert import render_summary
 from anomalyd.config import AbsenceRule, ModelSection, Rule
-from anomalyd.decide.alerts import render_summary
 from anomalyd.detect import Check, ModelScore
 from anomalyd.domain import VALUE_FIELD
 

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from anomalyd import alert as alerts
 from anomalyd.config import AbsenceRule, Mode, ModelSection, Rule, ValueRule
-from anomalyd.decide import alerts, annotate, feedback, state_codec
+from anomalyd.decide import annotate, feedback, state_codec
 from anomalyd.decide.lifecycle import Timing, Transition
 from anomalyd.decide.reconcile import Target, model_shape, reconcile
 from anomalyd.decide.streams import Absence, ModelSeries, RuleSeries, StreamState, Tracked

@@ -7,9 +7,9 @@ detect import River.
 
 from anomalyd.drift.distance import ks_pvalue, ks_statistic, psi, psi_edges, wasserstein
 from anomalyd.drift.episode import Change, Episode, Status, step
-from anomalyd.drift.monitor import DriftMonitor, DriftUpdate, StreamState, restarts_streams
+from anomalyd.drift.monitor import DriftMonitor, DriftState, DriftUpdate, restarts_streams
 from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
-from anomalyd.drift.rule import Comparison, Judgement, Side, compare
+from anomalyd.drift.rule import Comparison, Side, WindowJudgement, compare
 from anomalyd.drift.summary import Stats
 
 __all__ = [
@@ -17,15 +17,15 @@ __all__ = [
     "ClosedBy",
     "Comparison",
     "DriftMonitor",
+    "DriftState",
     "DriftUpdate",
     "Episode",
-    "Judgement",
     "ReferenceSummary",
     "Side",
     "Stats",
     "Status",
     "StreamCounts",
-    "StreamState",
+    "WindowJudgement",
     "WindowRecord",
     "compare",
     "ks_pvalue",

@@ -1,4 +1,4 @@
-"""One alert per drift episode, built like every other alert (`decide.alerts`).
+"""One alert per drift episode, built like every other alert (`anomalyd.alert`).
 
 Identity: `alertname` (config, default DataDrift), `stream`, `severity`,
 `detector: drift`, plus the stream's event labels, so routes and silences that
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from anomalyd import alert as alerts
 from anomalyd.config.drift import DriftSection
-from anomalyd.decide import alerts
 from anomalyd.domain import Alert, format_time
 from anomalyd.drift.record import WindowRecord
 

@@ -15,7 +15,7 @@ from river import drift as river_drift
 from anomalyd.config.drift import AdwinDetector, ChangeDetector
 
 
-class Detector(Protocol):
+class DriftDetector(Protocol):
     """River's drift detector contract, the part used here."""
 
     @property
@@ -24,10 +24,10 @@ class Detector(Protocol):
     def update(self, x: float) -> None: ...
 
 
-def make_detector(config: ChangeDetector) -> Detector:
+def make_drift_detector(config: ChangeDetector) -> DriftDetector:
     if isinstance(config, AdwinDetector):
         # river leaves ADWIN.__init__ unannotated; its arguments are checked by the config.
-        detector: Detector = river_drift.ADWIN(delta=config.delta)  # type: ignore[no-untyped-call]
+        detector: DriftDetector = river_drift.ADWIN(delta=config.delta)  # type: ignore[no-untyped-call]
         return detector
     detector = river_drift.PageHinkley(
         min_instances=config.min_instances,

@@ -30,15 +30,15 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
+from anomalyd import alert as alerts
 from anomalyd.config.drift import DriftSection
-from anomalyd.decide import alerts
 from anomalyd.domain import Alert, Event, format_time
 from anomalyd.drift import alerts as drift_alerts
-from anomalyd.drift.change import Detector, make_detector
+from anomalyd.drift.change import DriftDetector, make_drift_detector
 from anomalyd.drift.episode import STABLE, Change, Episode, Status, step
 from anomalyd.drift.record import ClosedBy, ReferenceSummary, StreamCounts, WindowRecord
 from anomalyd.drift.reference import Reference, ReferenceHistory, Snapshot
-from anomalyd.drift.rule import Comparison, Judgement, Side, compare
+from anomalyd.drift.rule import Comparison, Side, WindowJudgement, compare
 from anomalyd.drift.sample import window_seed
 from anomalyd.drift.summary import Summary
 from anomalyd.drift.windows import OpenWindows
@@ -75,16 +75,17 @@ class _Window:
 
 @dataclass(slots=True)
 class _Field:
-    values: Detector
+    values: DriftDetector
     reference: ReferenceHistory
     #: Made at the first model score: a field the model never scores (or not yet, in
     #: its warmup) does without (an ADWIN costs 0.5 KB empty, 2.5 KB after 1,500 points).
-    scores: Detector | None = None
+    scores: DriftDetector | None = None
 
 
 @dataclass(slots=True)
-class StreamState:
-    """Everything the monitor knows about one stream; picklable (for a Faust table)."""
+class DriftState:
+    """Everything the monitor knows about one stream. In memory only (the worker does not
+    save it): a restart or a rebalance starts the stream's drift windows afresh."""
 
     windows: OpenWindows[_Window]
     first_ts: float
@@ -103,7 +104,7 @@ class _Judged:
     field: str
     window: _FieldWindow
     side: Side
-    judgement: Judgement
+    judgement: WindowJudgement
     comparison: Comparison | None
     reference: Reference | None
 
@@ -119,7 +120,7 @@ class DriftMonitor:
         self._external_url = external_url
         self._version = config_version
         self._globs = tuple(config.streams)
-        self._streams: dict[str, StreamState] = {}
+        self._streams: dict[str, DriftState] = {}
         #: Reports dropped because their window had closed (also in each record's `late`).
         self.late_events = 0
         #: Events not tracked: beyond `max_streams`, or fields beyond `max_fields`.
@@ -264,16 +265,16 @@ class DriftMonitor:
         for name in streams:
             self._streams.pop(name, None)
 
-    def state(self, stream: str) -> StreamState | None:
+    def state(self, stream: str) -> DriftState | None:
         return self._streams.get(stream)
 
-    def restore(self, stream: str, state: StreamState) -> None:
-        """Adopt a stream's state (from a Faust table after a rebalance or restart)."""
+    def restore(self, stream: str, state: DriftState) -> None:
+        """Adopt a stream's state taken from another monitor (`state`)."""
         self._streams[stream] = state
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _state(self, stream: str, ts: float, now: float) -> StreamState | None:
+    def _state(self, stream: str, ts: float, now: float) -> DriftState | None:
         state = self._streams.get(stream)
         if state is not None:
             return state
@@ -281,11 +282,11 @@ class DriftMonitor:
             self.untracked_events += 1
             return None
         config = self._config
-        state = StreamState(OpenWindows(config.window, config.grace), ts, ts, now)
+        state = DriftState(OpenWindows(config.window, config.grace), ts, ts, now)
         self._streams[stream] = state
         return state
 
-    def _window(self, stream: str, state: StreamState, ts: float) -> _Window | None:
+    def _window(self, stream: str, state: DriftState, ts: float) -> _Window | None:
         window = state.windows.get(ts, _Window)
         if window is None:
             state.late += 1
@@ -295,7 +296,7 @@ class DriftMonitor:
     def _add(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         window: _Window,
         name: str,
         value: float,
@@ -318,17 +319,17 @@ class DriftMonitor:
             slot.scored += 1
             scores = tracked.scores
             if scores is None:
-                scores = tracked.scores = make_detector(self._config.change_detector)
+                scores = tracked.scores = make_drift_detector(self._config.change_detector)
             scores.update(score)
             if scores.drift_detected:
                 slot.score_change = True
 
-    def _new_field(self, state: StreamState, name: str) -> _Field | None:
+    def _new_field(self, state: DriftState, name: str) -> _Field | None:
         config = self._config
         if len(state.fields) >= config.max_fields:
             return None
         tracked = state.fields[name] = _Field(
-            values=make_detector(config.change_detector),
+            values=make_drift_detector(config.change_detector),
             reference=ReferenceHistory(
                 config.reference, config.rolling_windows, config.pinned_start_ts
             ),
@@ -338,7 +339,7 @@ class DriftMonitor:
     def _close(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         closed: list[tuple[float, _Window]],
         update: DriftUpdate,
         closed_by: ClosedBy | None = None,
@@ -351,12 +352,12 @@ class DriftMonitor:
             if alert is not None:
                 update.alerts.append(alert)
 
-    def _closed_by(self, state: StreamState, start: float) -> ClosedBy:
+    def _closed_by(self, state: DriftState, start: float) -> ClosedBy:
         due = start + self._config.window + self._config.grace
         return "watermark" if state.max_ts >= due else "idle"
 
     def _judge_window(
-        self, stream: str, state: StreamState, window: _Window, closed_by: ClosedBy
+        self, stream: str, state: DriftState, window: _Window, closed_by: ClosedBy
     ) -> tuple[list[WindowRecord], Alert | None]:
         config = self._config
         judged = [self._judge_field(state, name, slot) for name, slot in window.fields.items()]
@@ -375,7 +376,7 @@ class DriftMonitor:
         return records, self._alert(state, records, change, since, window.start)
 
     def _learn(
-        self, state: StreamState, start: float, judged: list[_Judged], before: Status
+        self, state: DriftState, start: float, judged: list[_Judged], before: Status
     ) -> None:
         """Offer each field's window to its reference, after it was judged against it."""
         full = state.first_ts <= start
@@ -389,23 +390,23 @@ class DriftMonitor:
                     self._config.sample_size,
                 )
 
-    def _judge_field(self, state: StreamState, name: str, slot: _FieldWindow) -> _Judged:
+    def _judge_field(self, state: DriftState, name: str, slot: _FieldWindow) -> _Judged:
         config = self._config
         sample = slot.summary.sample.sorted()
         side = Side(slot.summary.stats(sample), sample)
         reference = state.fields[name].reference.view()
         if side.stats.count < config.min_count:
-            return _Judged(name, slot, side, Judgement.TOO_FEW_EVENTS, None, reference)
+            return _Judged(name, slot, side, WindowJudgement.TOO_FEW_EVENTS, None, reference)
         if reference is None:
-            return _Judged(name, slot, side, Judgement.NO_REFERENCE, None, None)
+            return _Judged(name, slot, side, WindowJudgement.NO_REFERENCE, None, None)
         comparison = compare(side, reference.side, config.thresholds, config.psi_bins)
-        judgement = Judgement.SHIFTED if comparison.shifted else Judgement.UNCHANGED
+        judgement = WindowJudgement.SHIFTED if comparison.shifted else WindowJudgement.UNCHANGED
         return _Judged(name, slot, side, judgement, comparison, reference)
 
     def _records(
         self,
         stream: str,
-        state: StreamState,
+        state: DriftState,
         window: _Window,
         judged: list[_Judged],
         counts: StreamCounts,
@@ -427,7 +428,7 @@ class DriftMonitor:
 
     def _alert(
         self,
-        state: StreamState,
+        state: DriftState,
         records: list[WindowRecord],
         change: Change | None,
         since: float | None,
@@ -487,7 +488,7 @@ def _verdict(judged: list[_Judged]) -> bool | None:
     verdicts = [j.judgement for j in judged if j.comparison is not None]
     if not verdicts:
         return None
-    return Judgement.SHIFTED in verdicts
+    return WindowJudgement.SHIFTED in verdicts
 
 
 def _episode_id(stream: str, since: float) -> str:

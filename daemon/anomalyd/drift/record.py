@@ -12,7 +12,7 @@ from typing import Any, Literal
 from anomalyd.config.drift import ReferenceMode
 from anomalyd.domain import format_time
 from anomalyd.drift.episode import Status
-from anomalyd.drift.rule import Comparison, Judgement
+from anomalyd.drift.rule import Comparison, WindowJudgement
 from anomalyd.drift.summary import Stats
 
 #: watermark: event time passed end + grace. idle: the stream fell silent and
@@ -68,7 +68,7 @@ class WindowRecord:
     score_mean: float | None = None
     scored: int = 0
     reference: ReferenceSummary | None = None
-    judgement: Judgement = Judgement.TOO_FEW_EVENTS
+    judgement: WindowJudgement = WindowJudgement.TOO_FEW_EVENTS
     comparison: Comparison | None = None
     change_detected: bool = False
     score_change_detected: bool = False

@@ -34,7 +34,7 @@ import numpy as np
 
 from anomalyd.config.drift import ReferenceMode
 from anomalyd.drift.episode import Status
-from anomalyd.drift.rule import Judgement, Side
+from anomalyd.drift.rule import Side, WindowJudgement
 from anomalyd.drift.sample import thin, thinned_size
 from anomalyd.drift.summary import pooled
 
@@ -76,7 +76,7 @@ class ReferenceHistory:
     def learn(
         self,
         snapshot: Snapshot,
-        judgement: Judgement,
+        judgement: WindowJudgement,
         before: Status,
         after: Status,
         sample_size: int,
@@ -86,7 +86,7 @@ class ReferenceHistory:
         snapshot = self._thinned(snapshot, thinned_size(sample_size, self._size))
         if self.mode == "pinned":
             self._pin(snapshot)
-        elif judgement is Judgement.NO_REFERENCE:
+        elif judgement is WindowJudgement.NO_REFERENCE:
             self._keep([snapshot])
         elif after is Status.DRIFTING:
             opened = before is not Status.DRIFTING
@@ -94,7 +94,7 @@ class ReferenceHistory:
             self._held = ()
         elif after is Status.SUSPECT:
             self._held = (*self._held, snapshot)
-        elif after is Status.STABLE and judgement is Judgement.UNCHANGED:
+        elif after is Status.STABLE and judgement is WindowJudgement.UNCHANGED:
             self._keep([snapshot])
             self._held = ()
 

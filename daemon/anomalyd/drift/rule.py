@@ -42,7 +42,7 @@ from anomalyd.drift.summary import Stats
 _TINY = 1e-12
 
 
-class Judgement(StrEnum):
+class WindowJudgement(StrEnum):
     SHIFTED = "shifted"
     UNCHANGED = "unchanged"
     TOO_FEW_EVENTS = "too_few_events"

@@ -1,7 +1,8 @@
 """Notification: get alerts to people, or dead-letter them with the reason.
 
-The pipeline, as in Alertmanager: dispatch (route, group) -> inhibit -> silence -> dedup
--> retry(deliver) -> record; `dispatch.build_pipeline` composes it.
+The pipeline, as in Alertmanager: dispatch (route, group) -> mute(inhibit) ->
+mute(silence) -> dedup -> retry(deliver) -> record; `builder.build_notify` assembles it
+from the config, and nothing else does.
 """
 
 from anomalyd.notify.dedup import notification_id

@@ -27,7 +27,7 @@ import orjson
 from anomalyd.domain import Alert, AlertStatus
 from anomalyd.notify.group import episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.stage import FlushContext
 
 
 class Reason(StrEnum):

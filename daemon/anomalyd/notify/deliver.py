@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from anomalyd.domain import Alert
 from anomalyd.notify.notification import Notification, Notifier
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.stage import FlushContext
 
 
 def notification_for(ctx: FlushContext, alerts: Sequence[Alert]) -> Notification:

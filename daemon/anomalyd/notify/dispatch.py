@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import structlog
 
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify.dedup import DedupStage, RecordStage
-from anomalyd.notify.deliver import DeliverStage
 from anomalyd.notify.group import (
     AggregationGroup,
     GroupId,
@@ -37,13 +35,10 @@ from anomalyd.notify.group import (
     next_steps,
     restored_flush_at,
 )
-from anomalyd.notify.inhibit import Inhibitor, InhibitStage
 from anomalyd.notify.nflog import NotificationLog
 from anomalyd.notify.notification import Notifier
-from anomalyd.notify.pipeline import FlushContext, MultiStage, Stage
-from anomalyd.notify.retry import RetryStage
 from anomalyd.notify.route import RouteNode, group_labels, match_routes, walk
-from anomalyd.notify.silence import Silences, SilenceStage
+from anomalyd.notify.stage import FlushContext, Stage
 
 _log = structlog.get_logger(__name__)
 
@@ -53,28 +48,6 @@ Forget = Callable[[Held], Awaitable[None]]
 
 async def _nothing(held: Held) -> None:
     return None
-
-
-def build_pipeline(
-    inhibitor: Inhibitor,
-    silences: Silences,
-    log: NotificationLog,
-    retry: Callable[[Stage], RetryStage],
-    notifiers: Mapping[str, Notifier],
-    metrics: Metrics | None = None,
-) -> MultiStage:
-    """The flush pipeline: inhibit -> silence -> dedup -> retry(deliver) -> record.
-    Muting comes at flush time, as in Alertmanager, so silences and inhibitions that
-    start or end while alerts wait in their group apply; `metrics` counts the alerts
-    muted."""
-    muted = metrics.notifications_muted if metrics is not None else None
-    return MultiStage(
-        InhibitStage(inhibitor, muted.labels("inhibited") if muted is not None else None),
-        SilenceStage(silences, muted.labels("silenced") if muted is not None else None),
-        DedupStage(log),
-        retry(DeliverStage(notifiers)),
-        RecordStage(log),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,4 +298,4 @@ class Dispatcher:
         return len(expired)
 
 
-__all__ = ["Dispatcher", "Forget", "Notifier", "PendingFlush", "build_pipeline"]
+__all__ = ["Dispatcher", "Forget", "Notifier", "PendingFlush"]

@@ -6,15 +6,11 @@ make alerts of one kind mute each other."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 
-import structlog
-
-from anomalyd.config.routing import InhibitRule, matches_all
+from anomalyd.config.matchers import matches_all
+from anomalyd.config.routing import InhibitRule
 from anomalyd.domain import Alert, AlertStatus
-from anomalyd.notify.pipeline import Count, FlushContext
-
-_log = structlog.get_logger(__name__)
+from anomalyd.notify.mute import MuteCheck
 
 
 def inhibited_by(
@@ -60,29 +56,17 @@ class Inhibitor:
     def has_rules(self) -> bool:
         return bool(self._rules)
 
+    #: A `mute.Muter`.
+    muted_event = "alert_inhibited"
 
-class InhibitStage:
-    """Takes inhibited firing alerts out of the flush and notes them as muted."""
+    def for_flush(self, now: float) -> MuteCheck | None:
+        """Inhibition checks against the alerts firing when the flush starts."""
+        if not self.has_rules:
+            return None
+        sources = self.firing_sources()
 
-    def __init__(self, inhibitor: Inhibitor, muted: Count | None = None) -> None:
-        self._inhibitor = inhibitor
-        self._muted = muted
+        def check(labels: Mapping[str, str]) -> str | None:
+            source = self.inhibiting(labels, sources)
+            return source.fingerprint if source is not None else None
 
-    async def exec(
-        self, ctx: FlushContext, alerts: Sequence[Alert]
-    ) -> tuple[FlushContext, Sequence[Alert]]:
-        if not self._inhibitor.has_rules:
-            return ctx, alerts
-        sources = self._inhibitor.firing_sources()
-        muted: set[str] = set()
-        for alert in alerts:
-            if alert.status is not AlertStatus.FIRING:
-                continue
-            source = self._inhibitor.inhibiting(alert.labels, sources)
-            if source is not None:
-                muted.add(alert.fingerprint)
-                _log.debug("alert_inhibited", fingerprint=alert.fingerprint, by=source.fingerprint)
-        if muted and self._muted is not None:
-            self._muted.inc(len(muted))
-        kept = [a for a in alerts if a.fingerprint not in muted]
-        return replace(ctx, muted=ctx.muted | muted), kept
+        return check

@@ -16,7 +16,7 @@ from anomalyd.clock import Clock
 from anomalyd.config import DeliverySection
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify.pipeline import FlushContext, Stage
+from anomalyd.notify.stage import FlushContext, Stage
 
 _log = structlog.get_logger(__name__)
 

@@ -9,14 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from anomalyd.config.routing import (
-    ALL_LABELS,
-    ROOT_DEFAULTS,
-    Matcher,
-    Route,
-    go_quote,
-    matches_all,
-)
+from anomalyd.config.matchers import Matcher, go_quote, matches_all
+from anomalyd.config.routing import ALL_LABELS, ROOT_DEFAULTS, Route
 
 
 @dataclass(frozen=True, slots=True)

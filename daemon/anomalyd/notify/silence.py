@@ -7,14 +7,13 @@ its group applies, and one that ends lets the alert through at the next flush.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from enum import StrEnum
 
 import structlog
 
-from anomalyd.config.routing import Silence, matches_all
-from anomalyd.domain import Alert, AlertStatus
-from anomalyd.notify.pipeline import Count, FlushContext
+from anomalyd.config.matchers import matches_all
+from anomalyd.config.routing import Silence
+from anomalyd.notify.mute import MuteCheck
 
 _log = structlog.get_logger(__name__)
 
@@ -72,6 +71,12 @@ class Silences:
     def all(self) -> list[Silence]:
         return [*self._configured.values(), *self._created.values()]
 
+    #: A `mute.Muter`.
+    muted_event = "alert_silenced"
+
+    def for_flush(self, now: float) -> MuteCheck:
+        return lambda labels: self.mutes(labels, now)
+
     def mutes(self, labels: Mapping[str, str], now: float) -> str | None:
         """The id of an active silence that matches these labels, if any."""
         return next(iter(self.muting(labels, now)), None)
@@ -85,27 +90,3 @@ class Silences:
             if silence_state(silence, now) is SilenceState.ACTIVE
             and matches_all(silence.matchers, labels)
         ]
-
-
-class SilenceStage:
-    """Takes silenced firing alerts out of the flush and notes them as muted. Resolved
-    alerts go on: dedup sends a resolution only for what was notified as firing."""
-
-    def __init__(self, silences: Silences, muted: Count | None = None) -> None:
-        self._silences = silences
-        self._muted = muted
-
-    async def exec(
-        self, ctx: FlushContext, alerts: Sequence[Alert]
-    ) -> tuple[FlushContext, Sequence[Alert]]:
-        muted: set[str] = set()
-        for alert in alerts:
-            if alert.status is AlertStatus.FIRING:
-                by = self._silences.mutes(alert.labels, ctx.now)
-                if by is not None:
-                    muted.add(alert.fingerprint)
-                    _log.debug("alert_silenced", fingerprint=alert.fingerprint, silence=by)
-        if muted and self._muted is not None:
-            self._muted.inc(len(muted))
-        kept = [a for a in alerts if a.fingerprint not in muted]
-        return replace(ctx, muted=ctx.muted | muted), kept

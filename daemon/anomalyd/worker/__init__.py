@@ -13,7 +13,9 @@ Four wings, one concern each, and the composition on top:
   rebalance signals, serving the routes), `reload.py` (config reloads), `shutdown.py`.
 
 Only `kafka/` and the composition import Faust, mode or aiokafka. The wings import the
-core packages (`config`, `domain`, `decide`, `drift`, `notify`, ...), never each other's
-modules except through the protocols they declare; the composition imports them all.
-Nothing outside `anomalyd.worker` imports it, except `cli.py`. See `daemon/README.md`.
+core packages (`config`, `domain`, `decide`, `drift`, `notify`, ...); `detection/` and
+`delivery/` also import `kafka/`'s helpers (`records`, `deadletter`, `statelog`), and no
+wing imports `detection/`, `delivery/` or `http/`: what one needs of another comes in as
+a protocol or a callable, wired by the composition, which imports them all. Nothing
+outside `anomalyd.worker` imports it, except `cli.py`. See `daemon/README.md`.
 """

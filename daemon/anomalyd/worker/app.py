@@ -1,8 +1,11 @@
-"""The Faust app: topics, agents, the absence timer and the HTTP endpoints.
+"""The Faust app: topics, agents, the absence timer, the rebalance signals, and the
+HTTP routes (`http/routes.py`) served through Faust's web server.
 
-Only this package knows Faust. Events are consumed a fetched batch at a time
-(`flow.py` through the `batching.py` consumer extension); alerts by an agent that
-hands each to delivery. The decisions live below them.
+Composition: the wings meet here (`daemon/README.md`). Events are consumed a fetched
+batch at a time (`detection/flow.py` through the `kafka/batching.py` consumer
+extension); alerts by an agent that hands each to delivery (the read door); the
+broker's acknowledgement of an alert this worker wrote goes to delivery too (the write
+door). The decisions live below them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from anomalyd.worker.delivery.cluster_alerts import (
     WithHeld,
 )
 from anomalyd.worker.delivery.service import Delivery
-from anomalyd.worker.detection.feedback import apply_feedback, feedback_status
+from anomalyd.worker.detection.feedback_topic import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
 from anomalyd.worker.detection.runtime import Runtime
 from anomalyd.worker.detection.snapshots import SnapshotStore

@@ -54,7 +54,7 @@ from anomalyd.worker.detection.runtime import ReconfigureFailed
 
 _log = structlog.get_logger(__name__)
 
-Outcome = Literal["ok", "rejected", "restart_needed"]
+ReloadOutcome = Literal["ok", "rejected", "restart_needed"]
 
 #: Kubernetes mounts a ConfigMap's files as symlinks through `..data`, and updates them by
 #: swapping that symlink: the file's own name sees no event.
@@ -87,7 +87,7 @@ class ReloadRecord:
 
     at: float
     trigger: str  # "sighup" | "file" | ...
-    outcome: Outcome
+    outcome: ReloadOutcome
     config_version: str
     applied: tuple[str, ...] = ()
     needs_restart: tuple[str, ...] = ()
@@ -105,7 +105,7 @@ class ReloadRecord:
         }
 
 
-def outcome_of(diff: ConfigDiff) -> Outcome:
+def outcome_of(diff: ConfigDiff) -> ReloadOutcome:
     """A valid file: `restart_needed` while some change waits for a restart, else `ok`."""
     return "restart_needed" if diff.restart else "ok"
 

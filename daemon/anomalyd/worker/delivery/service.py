@@ -1,7 +1,7 @@
 """Delivery in the worker: read alerts from the alerts topic into the notify dispatcher,
 flush its groups on time, follow the partitions this worker is given, and keep the
-state where a restart and the other workers find it (`notify_state.py`, on compacted
-topics through `statelog.py`). Owns the HTTP client session and the state topics.
+state where a restart and the other workers find it (`state.py`, on compacted
+topics through `kafka/statelog.py`). Owns the HTTP client session and the state topics.
 
 The alerts topic is keyed by alertname (`Runtime.emit`), so all alerts of a group whose
 `group_by` includes `alertname` are read by one worker. Each partition's alerts are a
@@ -9,10 +9,11 @@ shard of the dispatcher: when a partition moves, the old owner lets go of its al
 the new one restores them from the state topic, then skips the records it replays that
 its groups already hold.
 
-An alert this worker writes to a partition it reads is taken into its groups as soon
-as the broker acknowledges the write, if every alert before it in that partition has
-been taken: the alert is durable already, and reading it back would cost a broker
-round trip (a fetch wait and more) before a `group_wait: 0` notification goes out.
+Two doors lead in (`daemon/README.md`). An alert this worker writes to a partition it
+reads is taken into its groups as soon as the broker acknowledges the write, if every
+alert before it in that partition has been taken: the alert is durable already, and
+reading it back would cost a broker round trip (a fetch wait and more) before a
+`group_wait: 0` notification goes out.
 Reading it back later is a replay, skipped by its offset.
 """
 
@@ -30,16 +31,13 @@ import structlog
 
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
-from anomalyd.config.routing import Silence, default_route
+from anomalyd.config.routing import Silence
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
-from anomalyd.notify import DeadLetter, RetryPolicy, build_notifiers
-from anomalyd.notify.dispatch import Dispatcher, build_pipeline
+from anomalyd.notify import DeadLetter
+from anomalyd.notify.builder import NotifyParts, NotifyPipeline, build_notify
+from anomalyd.notify.dispatch import Dispatcher
 from anomalyd.notify.group import Held
-from anomalyd.notify.inhibit import Inhibitor
-from anomalyd.notify.pipeline import Stage
-from anomalyd.notify.retry import RetryStage
-from anomalyd.notify.route import RouteNode, build_tree
 from anomalyd.notify.silence import Silences
 from anomalyd.worker.delivery.state import NotifyState, StateStore
 from anomalyd.worker.kafka.records import Sender
@@ -156,7 +154,7 @@ class Delivery:
         return lambda: self._adopt(config, routing, started=session is not None)
 
     def _adopt(
-        self, config: AnomalydConfig, routing: tuple[RouteNode, Stage] | None, *, started: bool
+        self, config: AnomalydConfig, routing: NotifyPipeline | None, *, started: bool
     ) -> None:
         self.config = config
         self.silences.reconfigure(config.silences)
@@ -167,40 +165,35 @@ class Delivery:
                 self._dispatcher.clear()
             self._dispatcher = None
         elif self._dispatcher is None:
-            self._dispatcher = self._new_dispatcher(*routing)
+            self._dispatcher = self._new_dispatcher(routing)
             owned = [held for held in self.notify_state.held.values() if held.shard in self._owned]
             self._dispatcher.restore(owned, self.clock.now())
         else:
-            self._dispatcher.reconfigure(*routing, self.clock.now())
+            self._dispatcher.reconfigure(routing.root, routing.pipeline, self.clock.now())
         self._wake.set()
 
     def _build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher | None:
         routing = self._routing(self.config, session)
-        return self._new_dispatcher(*routing) if routing is not None else None
+        return self._new_dispatcher(routing) if routing is not None else None
 
-    def _new_dispatcher(self, root: RouteNode, pipeline: Stage) -> Dispatcher:
-        nflog = self.notify_state.nflog
-        return Dispatcher(root, pipeline, nflog, self.metrics, on_forget=self.notify_state.forget)
+    def _new_dispatcher(self, routing: NotifyPipeline) -> Dispatcher:
+        nflog, forget = self.notify_state.nflog, self.notify_state.forget
+        return Dispatcher(routing.root, routing.pipeline, nflog, self.metrics, on_forget=forget)
 
     def _routing(
         self, config: AnomalydConfig, session: aiohttp.ClientSession
-    ) -> tuple[RouteNode, Stage] | None:
-        """The routing tree and the flush pipeline of `config`."""
-        route = config.route or default_route([r.name for r in config.receivers])
-        if route is None:
-            _log.warning("no_receivers", detail="alerts are not delivered anywhere")
-            return None
-        notifiers = {n.name: n for n in build_notifiers(config, session, self.clock)}
-        policy = RetryPolicy.from_config(config.delivery)
-
-        def retry(deliver: Stage) -> RetryStage:
-            return RetryStage(deliver, policy, self.clock, self._dead_letter, self.metrics)
-
-        inhibitor = Inhibitor(config.inhibit_rules, self._inhibition_sources)
-        pipeline = build_pipeline(
-            inhibitor, self.silences, self.notify_state.nflog, retry, notifiers, self.metrics
+    ) -> NotifyPipeline | None:
+        """The routing tree and the flush pipeline of `config` (`notify.builder`)."""
+        parts = NotifyParts(
+            session=session,
+            clock=self.clock,
+            metrics=self.metrics,
+            silences=self.silences,
+            log=self.notify_state.nflog,
+            inhibition_sources=self._inhibition_sources,
+            dead_letter=self._dead_letter,
         )
-        return build_tree(route), pipeline
+        return build_notify(config, parts)
 
     # -- alerts in ----------------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ import orjson
 import structlog
 
 from anomalyd.clock import Clock
-from anomalyd.config.model import TopicsSection
 from anomalyd.config.routing import Silence
+from anomalyd.config.schema import TopicsSection
 from anomalyd.domain import Alert
 from anomalyd.notify.group import Held, episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog

@@ -1,4 +1,4 @@
-"""Events from Kafka to verdicts, a fetched batch at a time (`batching.py`).
+"""Events from Kafka to verdicts, a fetched batch at a time (`kafka/batching.py`).
 
 Each stream must be judged by one worker, from one partition. An event already sits
 in its stream's partition when its producer keyed it by the stream name with
@@ -11,11 +11,11 @@ their reason.
 
 One record never stops the worker: whatever judging or sending one record raises is
 confined to it. It is dead-lettered with its reason (cut to fit a request if it is too
-large to send whole: `deadletter.py`), counted in `anomalyd_event_errors_total`, and
+large to send whole: `kafka/deadletter.py`), counted in `anomalyd_event_errors_total`, and
 the records behind it are judged. Only a failure of the broker or the connection is
 raised (the batch is then replayed after a restart).
 
-The batch consumer (`batching.py`) calls `judge` on a chunk of records and acks
+The batch consumer (`kafka/batching.py`) calls `judge` on a chunk of records and acks
 it in the same step, then awaits `publish`: the chunk's alerts, drift windows, dead
 letters and re-keyed events.
 """

@@ -1,5 +1,5 @@
 """What the worker does with each event, minus Kafka: decode, judge, emit alerts.
-The Faust app (`app.py`) only moves messages in and out of this."""
+The Faust app (`worker/app.py`) only moves messages in and out of this."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from anomalyd.ingest import InvalidEvent, Limits, parse_event
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Outcome, Pipeline
 from anomalyd.worker.detection.alert_index import AlertIndex
-from anomalyd.worker.detection.feedback import publish_precision
+from anomalyd.worker.detection.feedback_topic import publish_precision
 from anomalyd.worker.kafka.records import Sender
 
 _log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ class Runtime:
         self.metrics.set_config_version(self.pipeline.version)
         #: Assigned partitions' state restored (set and cleared around rebalances).
         self.ready = False
-        #: The broker answered the last probes (`health.py`).
+        #: The broker answered the last probes (`kafka/health.py`).
         self.broker_reachable = True
         #: The type of error the worker crashed with, once it has: /healthz fails from
         #: then on (the type only: the message may quote an event).

@@ -9,7 +9,7 @@ so a partition's state moves with its events.
   revocation the given-up streams' newer changes are dropped, not written: Faust
   drops their uncommitted acks too. The marker keeps the partition's *last* batch a
   single record, because the embedded broker answers ListOffsets(latest) wrongly
-  after a multi-record batch (DESIGN.md) and restoring reads up to that offset.
+  after a multi-record batch (`daemon/README.md`) and restoring reads up to that offset.
 - Read: when partitions are assigned, before their events flow, each assigned
   partition is read from the beginning to its end; the engine resumes each stream
   from its newest snapshot.

@@ -6,6 +6,6 @@ API v2 (`amapi.py`), the status page (`status.py`) and the route list (`routes.p
 
 May import: the core packages (`config`, `domain`, `decide`, `notify`, `pipeline`,
 `metrics`). Not Faust, nor the other wings: what the pages read of the worker is a
-protocol (`routes.Detection`, `silences.SilenceStore`, `alerts.AlertHistory`, ...); the
+protocol (`routes.WorkerState`, `silences.SilenceStore`, `alerts.AlertHistory`, ...); the
 composition serves the routes through Faust's web server.
 """

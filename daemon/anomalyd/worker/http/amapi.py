@@ -30,13 +30,8 @@ from pydantic import SecretStr
 import anomalyd
 from anomalyd.clock import Clock
 from anomalyd.config import AnomalydConfig
-from anomalyd.config.routing import (
-    Matcher,
-    coerce_matcher,
-    default_route,
-    matches_all,
-    parse_matcher,
-)
+from anomalyd.config.matchers import Matcher, coerce_matcher, matches_all, parse_matcher
+from anomalyd.config.routing import default_route
 from anomalyd.domain import Alert, format_time
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.route import RouteNode, build_tree, group_labels, match_routes
@@ -72,22 +67,30 @@ class Reload(Protocol):
     def request(self, trigger: str) -> None: ...
 
 
+#: A firing alert's labels -> (silencedBy, inhibitedBy).
+MuteStatus = Callable[[Mapping[str, str]], tuple[list[str], list[str]]]
+
+
 @dataclass(frozen=True, slots=True)
 class Mutes:
-    """What mutes an alert, as delivery's flush pipeline decides: its silences, and its
-    inhibitor built from the config in force over the alerts held in groups."""
+    """What mutes an alert, as delivery's mute stages decide at a flush: the same two
+    muters, its silences and its inhibitor (the config's rules in force over the alerts
+    held in groups)."""
 
     silences: Silences
     inhibitor: Callable[[], Inhibitor]
 
-    def status(self, labels: Mapping[str, str], now: float) -> tuple[list[str], list[str]]:
-        """(silencedBy, inhibitedBy) of a firing alert with these labels."""
-        inhibitor = self.inhibitor()
-        source = None
-        if inhibitor.has_rules:
-            source = inhibitor.inhibiting(labels, inhibitor.firing_sources())
-        silenced = self.silences.muting(labels, now)
-        return silenced, [source.fingerprint] if source is not None else []
+    def at(self, now: float) -> MuteStatus:
+        """The check of one request at `now`, as one flush's (`Muter.for_flush`): the
+        inhibiting alerts are taken once. Every active silence that matches is named,
+        as Alertmanager's `silencedBy` does; delivery needs only the first."""
+        inhibited = self.inhibitor().for_flush(now)
+
+        def status(labels: Mapping[str, str]) -> tuple[list[str], list[str]]:
+            source = inhibited(labels) if inhibited is not None else None
+            return self.silences.muting(labels, now), [source] if source is not None else []
+
+        return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,13 +207,13 @@ class AlertmanagerApi:
 
     def _shown_alerts(self, tree: RouteNode | None = None) -> list[dict[str, Any]]:
         tree = tree if tree is not None else self._tree()
-        now = self._clock.now()
-        return [self._shown(seen, tree, now) for seen in self._view.firing()]
+        muted = self._mutes.at(self._clock.now())
+        return [self._shown(seen, tree, muted) for seen in self._view.firing()]
 
-    def _shown(self, seen: Seen, tree: RouteNode | None, now: float) -> dict[str, Any]:
+    def _shown(self, seen: Seen, tree: RouteNode | None, muted: MuteStatus) -> dict[str, Any]:
         """An alert as Alertmanager's `gettableAlert`."""
         alert = seen.alert
-        silenced_by, inhibited_by = self._mutes.status(alert.labels, now)
+        silenced_by, inhibited_by = muted(alert.labels)
         state = "suppressed" if silenced_by or inhibited_by else "active"
         body = alert.to_json()
         del body["status"]

@@ -29,7 +29,7 @@ from anomalyd.worker.http.status import Lag, Owners, Reloads, status_page
 from anomalyd.worker.http.web import Answer, Request, Route, answer_json
 
 
-class Detection(Protocol):
+class WorkerState(Protocol):
     """What the pages read of the worker's detection (`detection.runtime.Runtime`)."""
 
     @property
@@ -51,7 +51,7 @@ class Detection(Protocol):
 
 
 def routes(
-    detection: Detection,
+    detection: WorkerState,
     *,
     silences: SilenceApi,
     alerts: AlertsApi,
@@ -128,7 +128,7 @@ def _alert_routes(api: AlertsApi) -> list[Route]:
     ]
 
 
-async def _healthz(detection: Detection, app_crashed: bool) -> Answer:
+async def _healthz(detection: WorkerState, app_crashed: bool) -> Answer:
     # Liveness: a crashed worker may take a while to exit (`shutdown.py`); it must not
     # look alive meanwhile.
     if detection.crashed_with is not None or app_crashed:
@@ -137,13 +137,13 @@ async def _healthz(detection: Detection, app_crashed: bool) -> Answer:
     return Answer({"status": "ok"})
 
 
-async def _readyz(detection: Detection) -> Answer:
+async def _readyz(detection: WorkerState) -> Answer:
     if detection.serving:
         return Answer({"status": "ready"})
     return Answer({"status": "not ready"}, 503)
 
 
-async def _drift(detection: Detection, request: Request) -> Answer:
+async def _drift(detection: WorkerState, request: Request) -> Answer:
     """Each stream's latest closed windows (one per field); `?stream=NAME` for that
     stream's recent history, oldest first."""
     monitor = detection.pipeline.drift
@@ -159,7 +159,7 @@ async def _drift(detection: Detection, request: Request) -> Answer:
     return Answer({"enabled": True, "streams": latest})
 
 
-async def _metrics(detection: Detection) -> Answer:
+async def _metrics(detection: WorkerState) -> Answer:
     detection.refresh_gauges()
     # aiohttp takes the charset apart from the content type.
     body = generate_latest(detection.metrics.registry)

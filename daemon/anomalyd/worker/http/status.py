@@ -46,7 +46,7 @@ _KINDS = (
 )
 
 
-class Detection(Protocol):
+class StatusSource(Protocol):
     """What the page reads of the worker (`Runtime`)."""
 
     @property
@@ -94,7 +94,7 @@ class Owners:
 
 async def status_page(
     request: Request,
-    detection: Detection,
+    detection: StatusSource,
     reloads: Reloads | None,
     lag: Lag,
     owners: Owners | None = None,

@@ -32,6 +32,7 @@ the daemon's own Prometheus metrics count the events.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,6 +42,29 @@ from mode.utils.futures import notify
 
 #: Records judged in one step, between two yields to the event loop (~20 ms of work).
 CHUNK = 1000
+
+#: The faust-streaming this module was written against: it acks on the consumer's private
+#: bookkeeping (`_read_offset`, `_acked_index`, `_gap`, `_n_acked`), which another version
+#: may keep otherwise, and nothing but this check would say so.
+FAUST_VERSION = "0.15.3"
+
+
+class FaustVersionError(ImportError):
+    """The installed faust-streaming is not the one the batching consumer was written for."""
+
+
+def check_faust_version(installed: str) -> None:
+    """Raise FaustVersionError unless `installed` is FAUST_VERSION."""
+    if installed != FAUST_VERSION:
+        raise FaustVersionError(
+            f"anomalyd's batching consumer (worker/kafka/batching.py) acks on the private "
+            f"bookkeeping of faust-streaming {FAUST_VERSION}, but {installed} is installed: "
+            f"install faust-streaming=={FAUST_VERSION} (as pyproject.toml pins it), or check "
+            "the consumer against the new version before moving the pin"
+        )
+
+
+check_faust_version(importlib.metadata.version("faust-streaming"))
 
 
 class BatchHandler(Protocol):

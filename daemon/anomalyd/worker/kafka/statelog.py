@@ -4,8 +4,8 @@ following it, and write one record at a time.
 Delivery keeps silences, the notification log and the alerts held in groups this way:
 every worker of the group reads what every worker wrote, and a restarted worker starts
 from what was written before. One record per produce request, awaited, because the
-embedded broker answers ListOffsets wrongly after a batch of several records (DESIGN.md),
-and catching up relies on it.
+embedded broker answers ListOffsets wrongly after a batch of several records, and
+catching up relies on it (`daemon/README.md`).
 
 A record carries its writer's id in a header; a worker skips its own records when it
 reads them back (it applied them when it wrote them), so reading back cannot undo a

@@ -1,9 +1,10 @@
 """The notify pipeline: small stages behind one interface, as in Alertmanager
 (`notify/notify.go`: `Stage.Exec(ctx, alerts) -> (ctx, alerts)`).
 
-A group's flush runs inhibit -> silence -> dedup -> retry(deliver) -> record. Each stage
-takes the flush context and the alerts, and hands on a context (with what it learnt)
-and the alerts left; an empty list stops the flush there. Routing and grouping sit in
+A group's flush runs mute(inhibit) -> mute(silence) -> dedup -> retry(deliver) -> record
+(assembled by `builder.py`). Each stage takes the flush context and the alerts, and
+hands on a context (with what it learnt) and the alerts left; an empty list stops the
+flush there. Routing and grouping sit in
 front of the pipeline (`dispatch.py`), as Alertmanager's dispatcher does.
 """
 
@@ -34,12 +35,6 @@ class FlushContext:
     notification_id: str = ""
     entry: LogEntry | None = None  # what the notification log records once delivered
     outcome: str = ""  # delivered | dead_lettered
-
-
-class Count(Protocol):
-    """A counter to add to (a Prometheus counter's child)."""
-
-    def inc(self, amount: float = 1) -> None: ...
 
 
 class Stage(Protocol):

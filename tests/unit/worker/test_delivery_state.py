@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import parse_config
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify.group import episode_key

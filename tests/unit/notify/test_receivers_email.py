@@ -20,9 +20,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from jinja2.exceptions import SecurityError
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import EmailReceiver
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.notify import DeliveryError, EmailNotifier
 from anomalyd.notify.notification import Notification
 from anomalyd.notify.receivers.templates import EmailTemplates, one_line

@@ -1,4 +1,6 @@
-"""Alert identity and content in Alertmanager's data model."""
+"""Alert identity and construction in Alertmanager's data model, beside `domain.Alert`:
+the fingerprint, a firing alert, its resolution. Detection (`decide/`) and drift
+(`drift/`) build their alerts with these."""
 
 from __future__ import annotations
 

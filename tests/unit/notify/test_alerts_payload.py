@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anomalyd.alert import alert_url, fingerprint, firing, render_summary, resolved
 from anomalyd.config.routing import Route
-from anomalyd.decide.alerts import alert_url, fingerprint, firing, render_summary, resolved
 from anomalyd.domain import ZERO_TIME, Alert, AlertStatus, format_time, parse_time
 from anomalyd.notify.notification import Notification
 from anomalyd.notify.payload import notification_payload

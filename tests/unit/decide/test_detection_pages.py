@@ -14,7 +14,7 @@ from anomalyd.config import AnomalydConfig, load_config
 from anomalyd.decide import Engine
 from anomalyd.domain import VALUE_FIELD, AlertStatus, Event
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "anomalyd.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "anomalyd.yaml"
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 1440  # events
 

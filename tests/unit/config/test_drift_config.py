@@ -9,7 +9,7 @@ import pytest
 from anomalyd.config import ConfigError, DriftSection, load_config, parse_config
 from anomalyd.config.drift import AdwinDetector, PageHinkleyDetector
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "anomalyd.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "anomalyd.yaml"
 
 
 @pytest.fixture(autouse=True)

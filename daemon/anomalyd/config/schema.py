@@ -12,8 +12,6 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -28,17 +26,14 @@ from anomalyd.config.drift import DriftSection
 from anomalyd.config.durations import Duration
 from anomalyd.config.receivers import Receiver
 from anomalyd.config.routing import InhibitRule, Route, Silence, check_routing
+from anomalyd.config.strict import Strict
 from anomalyd.domain import Severity
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
 _FIELD = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AppSection(_Strict):
+class AppSection(Strict):
     id: str = Field(
         "anomalyd",
         pattern=_NAME,
@@ -58,7 +53,7 @@ class AppSection(_Strict):
     )
 
 
-class EmbeddedBrokerSection(_Strict):
+class EmbeddedBrokerSection(Strict):
     host: str = "127.0.0.1"
     port: int = Field(9092, ge=1, le=65535)
     start_timeout: Duration = 15.0
@@ -71,7 +66,7 @@ class EmbeddedBrokerSection(_Strict):
         return host
 
 
-class KafkaSection(_Strict):
+class KafkaSection(Strict):
     brokers: Literal["embedded"] | Annotated[list[str], Field(min_length=1)] = "embedded"
     embedded: EmbeddedBrokerSection = EmbeddedBrokerSection()
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics we create.")
@@ -121,7 +116,7 @@ class KafkaSection(_Strict):
         return self.fetch_max_wait if self.fetch_max_wait is not None else default
 
 
-class TopicsSection(_Strict):
+class TopicsSection(Strict):
     events: str = "events"
     events_dlq: str = "events.dlq"
     alerts: str = "alerts"
@@ -141,7 +136,7 @@ class TopicsSection(_Strict):
         return self
 
 
-class IngestSection(_Strict):
+class IngestSection(Strict):
     max_event_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
     max_labels: int = Field(32, ge=0, le=256)
     max_fields: int = Field(64, ge=1, le=1024)
@@ -151,7 +146,7 @@ class IngestSection(_Strict):
     max_streams: int = Field(100_000, ge=1)
 
 
-class HttpSection(_Strict):
+class HttpSection(Strict):
     bind: str = "127.0.0.1"
     port: int = Field(6066, ge=0, le=65535, description="0 picks a free port.")
     api_token: SecretStr | None = Field(
@@ -178,7 +173,7 @@ class HttpSection(_Strict):
         return secret
 
 
-class _RuleBase(_Strict):
+class _RuleBase(Strict):
     name: str = Field(pattern=_NAME, description="Becomes the alertname label.")
     streams: list[str] = Field(["*"], min_length=1, description="Globs over stream names.")
     severity: Severity = Severity.WARNING
@@ -245,11 +240,11 @@ Rule = Annotated[
 ]
 
 
-class AlertingSection(_Strict):
+class AlertingSection(Strict):
     absence_check_interval: Duration = Field(1.0, gt=0)
 
 
-class DeliverySection(_Strict):
+class DeliverySection(Strict):
     max_attempts: int = Field(8, ge=1, le=100)
     initial_backoff: Duration = Field(0.5, gt=0)
     max_backoff: Duration = Field(60.0, gt=0)

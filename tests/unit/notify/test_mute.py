@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
+from anomalyd.alert import firing, resolved
 from anomalyd.config.routing import InhibitRule, Silence
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
-from anomalyd.notify.inhibit import Inhibitor, InhibitStage, inhibited_by
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.inhibit import Inhibitor, inhibited_by
+from anomalyd.notify.mute import MuteStage
 from anomalyd.notify.silence import (
     Silences,
-    SilenceStage,
     SilenceState,
     expired,
     silence_state,
 )
+from anomalyd.notify.stage import FlushContext
 
 T0 = 1_700_000_000.0
 
@@ -80,7 +80,7 @@ def ctx() -> FlushContext:
 async def test_the_silence_stage_mutes_firing_alerts_and_lets_resolutions_through() -> None:
     loud, quiet = alert(stream="web"), alert(stream="db")
     over = resolved(alert(stream="db", alertname="Gone"), T0)
-    stage = SilenceStage(Silences([silence()]))
+    stage = MuteStage(Silences([silence()]))
     out_ctx, out = await stage.exec(ctx(), [loud, quiet, over])
     assert list(out) == [loud, over]
     assert out_ctx.muted == {quiet.fingerprint}
@@ -148,7 +148,7 @@ async def test_the_inhibit_stage() -> None:
     silent = alert(alertname="StreamSilent", stream="a", severity="critical")
     warning = alert(alertname="Spike", stream="a", severity="warning")
     elsewhere = alert(alertname="Spike", stream="b", severity="warning")
-    stage = InhibitStage(Inhibitor([RULE], lambda: [silent, warning, elsewhere]))
+    stage = MuteStage(Inhibitor([RULE], lambda: [silent, warning, elsewhere]))
     out_ctx, out = await stage.exec(ctx(), [warning, elsewhere])
     assert list(out) == [elsewhere]
     assert out_ctx.muted == {warning.fingerprint}

@@ -21,9 +21,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from werkzeug import Request, Response
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import WebhookReceiver
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.notify import DeliveryError, WebhookNotifier
 from anomalyd.notify.notification import Notification
 from anomalyd.notify.payload import notification_payload

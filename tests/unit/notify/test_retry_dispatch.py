@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from anomalyd.alert import firing
 from anomalyd.clock import ManualClock
 from anomalyd.config import DeliverySection, WebhookReceiver
-from anomalyd.decide.alerts import firing
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify import (
@@ -36,8 +36,8 @@ from anomalyd.notify import (
     parse_retry_after,
 )
 from anomalyd.notify.deliver import DeliverStage
-from anomalyd.notify.pipeline import FlushContext
 from anomalyd.notify.retry import RetryStage
+from anomalyd.notify.stage import FlushContext
 
 T0 = 1_700_000_000.0
 URL = "http://anomalyd.test:6066"

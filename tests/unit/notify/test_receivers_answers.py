@@ -17,9 +17,9 @@ import pytest_asyncio
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from anomalyd.alert import firing
 from anomalyd.clock import ManualClock
 from anomalyd.config import AlertmanagerReceiver, WebhookReceiver
-from anomalyd.decide.alerts import firing
 from anomalyd.notify import AlertmanagerNotifier, DeliveryError, WebhookNotifier
 from anomalyd.notify.notification import Notification, Notifier
 from anomalyd.notify.receivers import _http

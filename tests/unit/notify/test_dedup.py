@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anomalyd.decide.alerts import firing, resolved
+from anomalyd.alert import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.notify.dedup import Reason, alert_state, needs_update, notification_id, plan, split
 from anomalyd.notify.group import episode_key
 from anomalyd.notify.nflog import LogEntry, NotificationLog
-from anomalyd.notify.pipeline import FlushContext
+from anomalyd.notify.stage import FlushContext
 
 T0 = 1_700_000_000.0
 REPEAT = 3600.0

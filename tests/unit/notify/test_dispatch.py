@@ -9,20 +9,21 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config.routing import InhibitRule, Route, Silence
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.metrics import Metrics
 from anomalyd.notify import DeadLetter, DeliveryError, Notification, RetryPolicy
-from anomalyd.notify.dispatch import Dispatcher, build_pipeline
+from anomalyd.notify.builder import build_pipeline
+from anomalyd.notify.dispatch import Dispatcher
 from anomalyd.notify.group import Held, episode_key
 from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.nflog import LogEntry, NotificationLog
-from anomalyd.notify.pipeline import Stage
 from anomalyd.notify.retry import RetryStage
 from anomalyd.notify.route import build_tree
 from anomalyd.notify.silence import Silences
+from anomalyd.notify.stage import Stage
 
 T0 = 1_700_000_000.0
 URL = "http://anomalyd.test"

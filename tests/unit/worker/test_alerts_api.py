@@ -11,16 +11,20 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import parse_config
 from anomalyd.decide import Engine
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.decide.feedback import FeedbackRecord
 from anomalyd.domain import VALUE_FIELD, Alert, Event, FeedbackLabel
 from anomalyd.metrics import Metrics
 from anomalyd.notify.links import FeedbackLinks
 from anomalyd.worker.detection.alert_index import AlertIndex
-from anomalyd.worker.detection.feedback import apply_feedback, feedback_status, publish_precision
+from anomalyd.worker.detection.feedback_topic import (
+    apply_feedback,
+    feedback_status,
+    publish_precision,
+)
 from anomalyd.worker.http.alerts import AlertsApi
 from anomalyd.worker.http.web import ApiError
 

@@ -13,16 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anomalyd.config import ConfigError, parse_config
-from anomalyd.config.routing import (
-    Matcher,
-    MatchOp,
-    Route,
-    Silence,
-    coerce_matcher,
-    default_route,
-    parse_matcher,
-    parse_timestamp,
-)
+from anomalyd.config.matchers import Matcher, MatchOp, coerce_matcher, parse_matcher
+from anomalyd.config.routing import Route, Silence, default_route, parse_timestamp
 
 # --- matchers -----------------------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ import pytest
 from multidict import MultiDict
 from pydantic import SecretStr
 
+from anomalyd.alert import firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import AnomalydConfig
 from anomalyd.config.routing import InhibitRule, Silence
-from anomalyd.decide.alerts import firing, resolved
 from anomalyd.domain import Alert
 from anomalyd.notify.group import Held
 from anomalyd.notify.inhibit import Inhibitor

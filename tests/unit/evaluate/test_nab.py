@@ -34,7 +34,7 @@ from anomalyd.evaluate import (
 
 # The benchmark data lives beside the repo, in ../shared/data (never copied into the repo).
 NAB_DIR = Path(
-    os.environ.get("ANOMALYD_NAB_DIR", Path(__file__).resolve().parents[3] / "shared/data/nab-dev")
+    os.environ.get("ANOMALYD_NAB_DIR", Path(__file__).resolve().parents[4] / "shared/data/nab-dev")
 )
 STANDARD = PROFILES["standard"]
 S_MINUS_1 = math.tanh(2.5)  # 0.98661

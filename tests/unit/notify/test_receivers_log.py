@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from anomalyd.decide.alerts import firing
+from anomalyd.alert import firing
 from anomalyd.notify import LogNotifier
 from anomalyd.notify.notification import Notification
 

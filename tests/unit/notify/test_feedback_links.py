@@ -10,9 +10,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from anomalyd.alert import fingerprint, firing, resolved
 from anomalyd.clock import ManualClock
 from anomalyd.config import parse_config
-from anomalyd.decide.alerts import fingerprint, firing, resolved
 from anomalyd.domain import FeedbackLabel
 from anomalyd.notify.links import (
     ANNOTATIONS,
