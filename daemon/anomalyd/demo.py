@@ -18,17 +18,15 @@ from typing import Any
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from anomalyd.domain import format_time
+from anomalyd.worker.kafka.producer import EventProducer, connect_producer
 
 log = structlog.get_logger(__name__)
 
 DAY_S = 86_400.0
 #: Traffic peaks at 14:00 UTC and bottoms out at 02:00 UTC.
 _PEAK_S = 14 * 3600.0
-_CONNECT_RETRY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -199,42 +197,6 @@ async def produce_demo(
         await producer.stop()
 
 
-async def _accepts_connections(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    try:
-        _, writer = await asyncio.open_connection(host, int(port))
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
-async def connect_producer(bootstrap: str, deadline_s: float) -> AIOKafkaProducer:
-    """A started producer; retries while the worker may still be starting the broker."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s
-    # Knock quietly first: aiokafka logs every refused connection as an error. The broker
-    # is another process, so there is no event to wait on: poll it.
-    while not await _accepts_connections(bootstrap) and loop.time() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.2)
-    while True:
-        # No idempotence: the embedded broker has no InitProducerId.
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-        try:
-            await producer.start()
-        except (KafkaError, OSError) as exc:
-            await producer.stop()
-            if loop.time() >= deadline:
-                raise ConnectionError(
-                    f"no Kafka broker at {bootstrap} within {deadline_s:g} s: {exc!r}"
-                ) from exc
-            log.info("demo_waiting_for_broker", bootstrap=bootstrap, error=repr(exc))
-            await asyncio.sleep(_CONNECT_RETRY_S)
-            continue
-        return producer
-
-
 def _paced_ticks(
     rate_per_s: float, start: float, seed: int, anomaly_every_s: float
 ) -> Iterator[DemoTick]:
@@ -244,7 +206,7 @@ def _paced_ticks(
 
 
 async def _produce(
-    producer: AIOKafkaProducer,
+    producer: EventProducer,
     topic: str,
     ticks: Iterator[DemoTick],
     clock: Callable[[], float],
@@ -275,7 +237,7 @@ async def _pace(clock: Callable[[], float], due: float) -> None:
     await asyncio.sleep(max(delay, 0.0))
 
 
-async def _send_tick(producer: AIOKafkaProducer, topic: str, tick: DemoTick, now: float) -> int:
+async def _send_tick(producer: EventProducer, topic: str, tick: DemoTick, now: float) -> int:
     stamp = format_time(now)
     for event in tick.events:
         payload = orjson.dumps({**event, "ts": stamp})

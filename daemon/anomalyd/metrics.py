@@ -123,6 +123,15 @@ class Metrics:
             ["receiver", "reason"],
             registry=r,
         )
+        self.notifications_muted = Counter(
+            "anomalyd_notifications_muted",
+            "Firing alerts taken out of a notification at flush time, by reason (silenced, "
+            "inhibited): one per alert and flush.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("silenced", "inhibited"):  # exported at 0 before the first mute
+            self.notifications_muted.labels(reason)
         self.queued_alerts = Gauge(
             "anomalyd_notify_queued_alerts",
             "Alerts held in notification groups by receiver: waiting for group_wait or "

@@ -17,16 +17,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from anomalyd.backtest.reader import parse_csv_time
 from anomalyd.config import AnomalydConfig
 from anomalyd.domain import VALUE_FIELD, format_time
 from anomalyd.ingest import InvalidEvent, Limits, parse_event
+
+if TYPE_CHECKING:
+    from anomalyd.worker.kafka.producer import EventProducer
 
 log = structlog.get_logger(__name__)
 
@@ -188,7 +190,7 @@ class Tally:
 
 
 async def send_rows(
-    producer: AIOKafkaProducer,
+    producer: EventProducer,
     topic: str,
     rows: Iterable[Row],
     rate: float | None,
@@ -257,7 +259,7 @@ def run(config: AnomalydConfig, args: argparse.Namespace) -> int:
 
 
 async def _send(bootstrap: str, topic: str, rows: Iterator[Row], args: argparse.Namespace) -> Tally:
-    from anomalyd.demo import connect_producer
+    from anomalyd.worker.kafka.producer import connect_producer
 
     producer = await connect_producer(bootstrap, args.timeout)
     try:

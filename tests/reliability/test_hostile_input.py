@@ -291,6 +291,12 @@ def hostile_requests() -> list[tuple[str, str, bytes, bytes, int]]:
         ("GET", link, b"", b"", 403),
         ("GET", "/api/status?limit=99999999999999999999", b"", b"", 400),
         ("GET", "/api/alerts?status=%FF", b"", b"", 400),
+        ("GET", "/api/v2/alerts?receiver=(a)%5C1", b"", b"", 400),
+        ("GET", "/api/v2/alerts?filter=a%3D~%22(a)%5C1%22", b"", b"", 400),
+        ("GET", "/api/v2/alerts?filter=%FF&silenced=%FF", b"", b"", 400),
+        ("GET", "/api/v2/silences?filter=" + "x" * 5000, b"", b"", 400),
+        ("GET", "/api/v2/silence/%ED%A0%80", b"", b"", 404),
+        ("DELETE", "/api/v2/silence/" + "x" * 5000, auth, b"", 404),
         ("GET", "/api/silences/%ED%A0%80", b"", b"", 404),
         ("DELETE", "/api/silences/" + "x" * 5000, auth, b"", 404),
     ]

@@ -257,19 +257,26 @@ async def check_write_endpoints(worker: WorkerProcess, token: str, fingerprint: 
     feedback = {"label": "true_positive"}
     writes = [
         ("POST", "/api/silences", silence, 200),
+        ("POST", "/api/v2/silences", silence, 200),
         ("POST", f"/api/alerts/{fingerprint}/feedback", feedback, 202),
+        ("POST", "/-/reload", None, 200),
     ]
+    silence_ids = {}
     for method, page, body, accepted in writes:
         assert worker.call(method, page, body)[0] == 401, page
         assert worker.call(method, page, body, token=token + "x")[0] == 401, page
         assert worker.call(method, page, body, token=token[:-1])[0] == 401, page
         status, answer = worker.call(method, page, body, token=token)
         assert status == accepted, answer
-        if page == "/api/silences":
-            silence_id = orjson.loads(answer)["silenceID"]
-    assert worker.call("DELETE", f"/api/silences/{silence_id}")[0] == 401
-    assert worker.call("DELETE", f"/api/silences/{silence_id}", token="nope")[0] == 401
-    assert worker.call("DELETE", f"/api/silences/{silence_id}", token=token)[0] == 200
+        if page.endswith("/silences"):
+            silence_ids[page] = orjson.loads(answer)["silenceID"]
+    for page in (
+        f"/api/silences/{silence_ids['/api/silences']}",
+        f"/api/v2/silence/{silence_ids['/api/v2/silences']}",
+    ):
+        assert worker.call("DELETE", page)[0] == 401
+        assert worker.call("DELETE", page, token="nope")[0] == 401
+        assert worker.call("DELETE", page, token=token)[0] == 200
 
 
 async def test_an_undecodable_bearer_token_is_refused_and_the_token_never_logged(

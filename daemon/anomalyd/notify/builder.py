@@ -74,7 +74,7 @@ def build_notify(config: AnomalydConfig, parts: NotifyParts) -> NotifyPipeline |
         return RetryStage(deliver, policy, parts.clock, parts.dead_letter, parts.metrics)
 
     inhibitor = Inhibitor(config.inhibit_rules, parts.inhibition_sources)
-    pipeline = build_pipeline(inhibitor, parts.silences, parts.log, retry, notifiers)
+    pipeline = build_pipeline(inhibitor, parts.silences, parts.log, retry, notifiers, parts.metrics)
     return NotifyPipeline(build_tree(route), pipeline)
 
 
@@ -84,12 +84,14 @@ def build_pipeline(
     log: NotificationLog,
     retry: Callable[[Stage], RetryStage],
     notifiers: Mapping[str, Notifier],
+    metrics: Metrics | None = None,
 ) -> MultiStage:
     """The flush pipeline: mute(inhibit) -> mute(silence) -> dedup -> retry(deliver) ->
-    record."""
+    record; `metrics` counts the alerts each mute stage takes out, by reason."""
+    muted = metrics.notifications_muted if metrics is not None else None
     return MultiStage(
-        MuteStage(inhibitor),
-        MuteStage(silences),
+        MuteStage(inhibitor, muted.labels("inhibited") if muted is not None else None),
+        MuteStage(silences, muted.labels("silenced") if muted is not None else None),
         DedupStage(log),
         retry(DeliverStage(notifiers)),
         RecordStage(log),

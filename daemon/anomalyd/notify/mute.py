@@ -30,11 +30,18 @@ class Muter(Protocol):
         ...
 
 
-class MuteStage:
-    """Takes the firing alerts its muter mutes out of the flush."""
+class Count(Protocol):
+    """A counter to add to (a Prometheus counter's child)."""
 
-    def __init__(self, muter: Muter) -> None:
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class MuteStage:
+    """Takes the firing alerts its muter mutes out of the flush; `muted` counts them."""
+
+    def __init__(self, muter: Muter, muted: Count | None = None) -> None:
         self._muter = muter
+        self._muted = muted
 
     async def exec(
         self, ctx: FlushContext, alerts: Sequence[Alert]
@@ -50,5 +57,7 @@ class MuteStage:
             if by is not None:
                 muted.add(alert.fingerprint)
                 _log.debug(self._muter.muted_event, fingerprint=alert.fingerprint, by=by)
+        if muted and self._muted is not None:
+            self._muted.inc(len(muted))
         kept = [a for a in alerts if a.fingerprint not in muted]
         return replace(ctx, muted=ctx.muted | muted), kept

@@ -79,8 +79,14 @@ class Silences:
 
     def mutes(self, labels: Mapping[str, str], now: float) -> str | None:
         """The id of an active silence that matches these labels, if any."""
-        for silence_id, silence in (*self._configured.items(), *self._created.items()):
-            active = silence_state(silence, now) is SilenceState.ACTIVE
-            if active and matches_all(silence.matchers, labels):
-                return silence_id
-        return None
+        return next(iter(self.muting(labels, now)), None)
+
+    def muting(self, labels: Mapping[str, str], now: float) -> list[str]:
+        """The ids of every active silence that matches these labels (the API's
+        `silencedBy`), the config's first."""
+        return [
+            silence_id
+            for silence_id, silence in (*self._configured.items(), *self._created.items())
+            if silence_state(silence, now) is SilenceState.ACTIVE
+            and matches_all(silence.matchers, labels)
+        ]

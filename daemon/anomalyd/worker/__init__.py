@@ -17,5 +17,6 @@ core packages (`config`, `domain`, `decide`, `drift`, `notify`, ...); `detection
 `delivery/` also import `kafka/`'s helpers (`records`, `deadletter`, `statelog`), and no
 wing imports `detection/`, `delivery/` or `http/`: what one needs of another comes in as
 a protocol or a callable, wired by the composition, which imports them all. Nothing
-outside `anomalyd.worker` imports it, except `cli.py`. See `daemon/README.md`.
+outside `anomalyd.worker` imports it, except the command line: `cli.py`, and
+`demo.py` and `send.py` for `kafka/producer.py`. See `daemon/README.md`.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -25,22 +26,31 @@ from anomalyd.config import AnomalydConfig
 from anomalyd.decide.feedback import FeedbackRecord
 from anomalyd.domain import Alert
 from anomalyd.logs import logging_config
+from anomalyd.notify.inhibit import Inhibitor
 from anomalyd.notify.links import FeedbackLinks
+from anomalyd.worker.delivery.cluster_alerts import (
+    WORKER_HEADER,
+    ClusterAlerts,
+    ClusterIndex,
+    WithHeld,
+)
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.feedback_topic import apply_feedback, feedback_status
 from anomalyd.worker.detection.flow import EventFlow
 from anomalyd.worker.detection.runtime import Runtime
 from anomalyd.worker.detection.snapshots import SnapshotStore
 from anomalyd.worker.http.alerts import AlertsApi
+from anomalyd.worker.http.amapi import AlertmanagerApi, Mutes
 from anomalyd.worker.http.routes import routes
 from anomalyd.worker.http.silences import SilenceApi
-from anomalyd.worker.http.status import Reloads
+from anomalyd.worker.http.status import Owners
 from anomalyd.worker.http.web import Answer, Route
 from anomalyd.worker.kafka.admin import free_port
 from anomalyd.worker.kafka.health import watch_broker
 from anomalyd.worker.kafka.lag import consumer_lag
 from anomalyd.worker.kafka.records import Sender, default_partition
 from anomalyd.worker.kafka.transport import App
+from anomalyd.worker.reload import ConfigReloader
 
 _log = structlog.get_logger(__name__)
 
@@ -70,7 +80,8 @@ def build_app(
     snapshots: SnapshotStore,
     *,
     data_dir: str,
-    reloads: Reloads | None = None,
+    cluster: ClusterAlerts,
+    reloads: ConfigReloader | None = None,
 ) -> App:
     kafka = config.kafka
     session_timeout = kafka.effective_session_timeout
@@ -112,7 +123,12 @@ def build_app(
     alerts_dlq = app.topic(topics.alerts_dlq)
     drift = app.topic(topics.drift)
 
-    runtime.attach(send_alert=_sender(alerts, written=delivery.written), send_drift=_sender(drift))
+    worker = worker_name(http_port)
+    alert_headers = [(WORKER_HEADER, worker.encode())]  # the cluster view's stream owners
+    runtime.attach(
+        send_alert=_sender(alerts, written=delivery.written, headers=alert_headers),
+        send_drift=_sender(drift),
+    )
     delivery.attach(send_alert_dlq=_sender(alerts_dlq))
 
     flow = EventFlow(
@@ -138,7 +154,9 @@ def build_app(
             await delivery.deliver(message.value, message.partition, message.offset)
 
     _follow_alerts(app, delivery, alerts.get_topic_name())
-    alerts_api = _feedback(app, config, runtime, delivery, snapshots)
+    # Every worker's alerts: the alerts topic, and what waits in notification groups.
+    view = WithHeld(cluster, lambda: delivery.notify_state.held.values())
+    alerts_api = _feedback(app, config, runtime, delivery, snapshots, cluster, view)
 
     @app.task  # type: ignore[untyped-decorator]
     async def tick() -> None:
@@ -158,11 +176,15 @@ def build_app(
     ]
     watch_broker(app, runtime, kafka.bootstrap, required, embedded=kafka.is_embedded)
     _keep_state(app, runtime, snapshots, by_stream.get_topic_name())
+    silences = SilenceApi(delivery, config.http.api_token, delivery.clock)
     served = routes(
         runtime,
-        silences=SilenceApi(delivery, config.http.api_token, delivery.clock),
+        silences=silences,
         alerts=alerts_api,
+        alertmanager=_alertmanager(delivery, view, silences, worker),
         reloads=reloads,
+        reload=reloads,
+        owners=Owners(worker, cluster.owner),
         lag=lambda: consumer_lag(app.consumer),
         app_crashed=lambda: app.crashed,
     )
@@ -171,13 +193,25 @@ def build_app(
     return app
 
 
-def _sender(topic: Any, written: Callable[[bytes, int, int], object] | None = None) -> Sender:
-    """Send bytes to one of the app's topics, as the runtime and delivery expect; once the
-    broker has acknowledged a record, `written(value, partition, offset)`."""
+def worker_name(http_port: int) -> str:
+    """This worker as the API names it: its host name (a pod's name in Kubernetes) and
+    HTTP port."""
+    return f"{socket.gethostname()}:{http_port}"
+
+
+def _sender(
+    topic: Any,
+    written: Callable[[bytes, int, int], object] | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> Sender:
+    """Send bytes to one of the app's topics, as the runtime and delivery expect, with
+    `headers` added to each record's; once the broker has acknowledged a record,
+    `written(value, partition, offset)`."""
+    extra = list(headers or ())
 
     async def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         callback = None if written is None else partial(_acknowledged, written, value)
-        await topic.send(key=key, value=value, headers=headers, callback=callback)
+        await topic.send(key=key, value=value, headers=[*headers, *extra], callback=callback)
 
     return send
 
@@ -254,6 +288,8 @@ def _feedback(
     runtime: Runtime,
     delivery: Delivery,
     snapshots: SnapshotStore,
+    cluster: ClusterAlerts,
+    view: WithHeld,
 ) -> AlertsApi:
     """The feedback topic and its agent; the /api/alerts API that writes to the topic."""
     topic = app.topic(config.topics.feedback)
@@ -273,18 +309,45 @@ def _feedback(
                 snapshots.mark(changed, message.partition if partition is None else partition)
 
     def lookup(fingerprint: str) -> Alert | None:
-        """What this worker emitted, else what any worker holds in notification groups."""
+        """What this worker emitted, else what any worker holds in notification groups,
+        else what any worker wrote (the cluster view)."""
         held = delivery.notify_state.latest(fingerprint)
-        return runtime.alerts.get(fingerprint) or (held.alert if held is not None else None)
+        seen = cluster.get(fingerprint)
+        return (
+            runtime.alerts.get(fingerprint)
+            or (held.alert if held is not None else None)
+            or (seen.alert if seen is not None else None)
+        )
 
     return AlertsApi(
-        runtime.alerts,
+        ClusterIndex(runtime.alerts, view),
         lookup=lookup,
         status=lambda stream: feedback_status(runtime.engine, stream),
         send=send,
         token=config.http.api_token,
         links=FeedbackLinks.from_config(config),
         clock=runtime.clock,
+    )
+
+
+def _alertmanager(
+    delivery: Delivery, view: WithHeld, silences: SilenceApi, worker: str
+) -> AlertmanagerApi:
+    """Alertmanager's API over the cluster view, muted as delivery mutes: its silences,
+    and the inhibition rules in force over the alerts held in groups."""
+
+    def inhibitor() -> Inhibitor:
+        held = delivery.notify_state.held
+        return Inhibitor(delivery.config.inhibit_rules, lambda: [h.alert for h in held.values()])
+
+    return AlertmanagerApi(
+        view,
+        silences,
+        Mutes(delivery.silences, inhibitor),
+        config=lambda: delivery.config,
+        clock=delivery.clock,
+        worker=worker,
+        token=delivery.config.http.api_token,
     )
 
 

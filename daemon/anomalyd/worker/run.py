@@ -17,11 +17,13 @@ from anomalyd.config import AnomalydConfig
 from anomalyd.logs import configure_logging
 from anomalyd.metrics import Metrics
 from anomalyd.worker.app import build_app, state_topic_name, worker_topics
+from anomalyd.worker.delivery.cluster_alerts import ClusterAlerts
 from anomalyd.worker.delivery.service import Delivery
 from anomalyd.worker.detection.runtime import Runtime
 from anomalyd.worker.detection.snapshots import SnapshotStore
 from anomalyd.worker.kafka.admin import BrokerError, ensure_topics
 from anomalyd.worker.kafka.broker import EmbeddedBroker
+from anomalyd.worker.kafka.follow import TopicFollower
 from anomalyd.worker.kafka.statetopic import StateTopic
 from anomalyd.worker.reload import ConfigReloader
 from anomalyd.worker.shutdown import ExitDeadline, Worker
@@ -147,10 +149,22 @@ def run_worker(config: AnomalydConfig, config_path: str | os.PathLike[str] | Non
             config_path, config, runtime, delivery, clock, metrics, settle=config.app.reload_settle
         )
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reloader handles it
+    cluster = ClusterAlerts()
+    follower = TopicFollower(config.kafka.bootstrap, config.topics.alerts, cluster.apply_record)
     app = build_app(
-        config, runtime, delivery, snapshots, data_dir=config.app.data_dir, reloads=reloader
+        config,
+        runtime,
+        delivery,
+        snapshots,
+        data_dir=config.app.data_dir,
+        cluster=cluster,
+        reloads=reloader,
     )
-    services: list[Service] = [Hosted(delivery, delivery.schedule), Hosted(snapshots)]
+    services: list[Service] = [
+        Hosted(delivery, delivery.schedule),
+        Hosted(snapshots),
+        follower,
+    ]
     if reloader is not None:
         services.append(reloader)
     if config.kafka.is_embedded:

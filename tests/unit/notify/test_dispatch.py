@@ -74,7 +74,9 @@ class Rig:
         self.silences = Silences([Silence.model_validate(s) for s in silences])
         rules = [InhibitRule.model_validate(rule) for rule in inhibit]
         inhibitor = Inhibitor(rules, lambda: self.dispatcher.alerts())
-        pipeline = build_pipeline(inhibitor, self.silences, self.log, self._retry, self.receivers)
+        pipeline = build_pipeline(
+            inhibitor, self.silences, self.log, self._retry, self.receivers, self.metrics
+        )
         self.dispatcher = Dispatcher(
             build_tree(Route.model_validate(route)),
             pipeline,
@@ -460,6 +462,30 @@ async def test_if_we_notified_we_resolve_even_when_inhibited_since() -> None:
         ("s", "resolved"),  # inhibited by then, but it was notified: its resolution goes out
         ("t", "firing"),
     ]
+
+
+async def test_muted_alerts_are_counted_by_reason_at_each_flush() -> None:
+    rule = {
+        "source_matchers": ['alertname="Silent"'],
+        "target_matchers": ['alertname="B"'],
+        "equal": ["stream"],
+    }
+    silence = {"id": "s", "matchers": ['alertname="A"']}
+    rig = Rig(QUICK, silences=(silence,), inhibit=(rule,))
+
+    def muted(reason: str) -> float | None:
+        return rig.metrics.registry.get_sample_value(
+            "anomalyd_notifications_muted_total", {"reason": reason}
+        )
+
+    assert (muted("silenced"), muted("inhibited")) == (0.0, 0.0)  # exported before any
+    rig.insert(alert("A", stream="s"), alert("B", stream="s"), alert("Silent", stream="s"))
+    await rig.at(0)
+    assert rig.sent() == [[("Silent", "firing")]]
+    assert (muted("silenced"), muted("inhibited")) == (1.0, 1.0)
+    rig.insert(alert("A", stream="t"))
+    await rig.at(60)
+    assert (muted("silenced"), muted("inhibited")) == (3.0, 2.0)  # the group's flush again
 
 
 async def test_an_alert_muted_while_firing_is_notified_when_the_silence_ends() -> None:

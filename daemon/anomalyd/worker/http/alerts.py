@@ -1,8 +1,9 @@
 """Alerts, and feedback on them, over HTTP:
 
-- `GET /api/alerts`: `{"active": [...], "recent": [...]}`: the alerts firing now and the
-  latest state changes (newest first) as this worker emitted them, in Alertmanager's JSON
-  shape; `?stream=`, `?status=firing|resolved` and `?alertname=` filter both lists.
+- `GET /api/alerts`: `{"active": [...], "recent": [...]}`: the alerts firing now on any
+  worker (the composition gives a cluster-wide index) and the latest state changes
+  (newest first) as this worker emitted them, in Alertmanager's JSON shape; `?stream=`,
+  `?status=firing|resolved` and `?alertname=` filter both lists.
 - `GET /api/alerts/{fingerprint}`: `{"alert", "history", "feedback"}`: its latest state,
   its remembered changes and, on the worker that owns its stream, the stream's model
   threshold and labels (else `feedback` is null).

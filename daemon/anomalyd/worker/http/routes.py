@@ -7,7 +7,9 @@ serves this list through Faust's web server.
 - `/api/status` (`status.py`), `/api/drift`;
 - `/api/silences`, `/api/silences/{silence_id}` (`silences.py`);
 - `/api/alerts`, `/api/alerts/{fingerprint}`, `/api/alerts/{fingerprint}/feedback`
-  (`alerts.py`).
+  (`alerts.py`);
+- Alertmanager's API v2 (`/api/v2/...`) and probes (`/-/healthy`, `/-/ready`,
+  `/-/reload`) (`amapi.py`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from prometheus_client import generate_latest
 from anomalyd.metrics import Metrics
 from anomalyd.pipeline import Pipeline
 from anomalyd.worker.http.alerts import AlertsApi, check_link, click_page
+from anomalyd.worker.http.amapi import AlertmanagerApi, Reload, amapi_routes
 from anomalyd.worker.http.silences import SilenceApi
-from anomalyd.worker.http.status import Lag, Reloads, status_page
+from anomalyd.worker.http.status import Lag, Owners, Reloads, status_page
 from anomalyd.worker.http.web import Answer, Request, Route, answer_json
 
 
@@ -52,7 +55,10 @@ def routes(
     *,
     silences: SilenceApi,
     alerts: AlertsApi,
+    alertmanager: AlertmanagerApi,
     reloads: Reloads | None,
+    reload: Reload | None,
+    owners: Owners | None,
     lag: Lag,
     app_crashed: Callable[[], bool],
 ) -> list[Route]:
@@ -63,10 +69,18 @@ def routes(
         Route("/metrics", {"get": lambda request: _metrics(detection)}),
         Route("/api/drift", {"get": lambda request: _drift(detection, request)}),
         Route(
-            "/api/status", {"get": lambda request: status_page(request, detection, reloads, lag)}
+            "/api/status",
+            {"get": lambda request: status_page(request, detection, reloads, lag, owners)},
         ),
         *_silence_routes(silences),
         *_alert_routes(alerts),
+        *amapi_routes(
+            alertmanager,
+            silences,
+            healthy=lambda: detection.crashed_with is None and not app_crashed(),
+            ready=lambda: detection.serving,
+            reload=reload,
+        ),
     ]
 
 

@@ -83,8 +83,21 @@ class StatusQuery:
 Lag = Callable[[], Awaitable[list[dict[str, Any]] | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Owners:
+    """Who owns which stream: this worker's name, and the worker that wrote a stream's
+    latest alert as the cluster view saw it (`delivery.cluster_alerts`)."""
+
+    worker: str
+    owner: Callable[[str], str | None]
+
+
 async def status_page(
-    request: Request, detection: StatusSource, reloads: Reloads | None, lag: Lag
+    request: Request,
+    detection: StatusSource,
+    reloads: Reloads | None,
+    lag: Lag,
+    owners: Owners | None = None,
 ) -> Answer:
     """`GET /api/status`."""
     try:
@@ -93,7 +106,19 @@ async def status_page(
         return Answer({"error": str(error)}, 400)
     body = status_body(detection.pipeline, detection.serving, reloads, query)
     body["consumer"] = {"lag": await lag() if detection.serving else None}
-    return Answer(body)
+    return Answer(with_owners(body, query, owners) if owners is not None else body)
+
+
+def with_owners(body: dict[str, Any], query: StatusQuery, owners: Owners) -> dict[str, Any]:
+    """Each stream shown names its worker (this one); a `?stream=` held by another
+    worker is answered with that worker's name, if the stream has alerted (`null`
+    otherwise: no worker is known to own it)."""
+    streams = body["streams"]
+    items = [{**item, "worker": owners.worker} for item in streams["items"]]
+    shown = {**streams, "items": items}
+    if query.stream is not None and not items:
+        shown["elsewhere"] = {"name": query.stream, "worker": owners.owner(query.stream)}
+    return {**body, "worker": owners.worker, "streams": shown}
 
 
 def status_body(
