@@ -89,8 +89,11 @@ class Seasonality(Strict):
 
 class DriftSection(Strict):
     enabled: bool = True
+    # Off by default, measured: on NAB's 5-minute series the labelled anomalies are changes
+    # that open drift episodes, and a model muted while its stream drifts scored 36.8
+    # (standard, pages) against 69.7; the controls are the same either way.
     fallback_to_rules: bool = Field(
-        True,
+        False,
         description="While a stream drifts, its model does not page and re-learns the new regime.",
     )
     streams: list[str] = Field(["*"], min_length=1, description="Globs over stream names.")

@@ -13,6 +13,7 @@ import pytest
 from anomalyd.config import AnomalydConfig, load_config
 from anomalyd.decide import Engine
 from anomalyd.domain import VALUE_FIELD, AlertStatus, Event
+from anomalyd.pipeline import Pipeline
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "anomalyd.yaml"
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -122,3 +123,26 @@ def test_each_detector_pages_exactly_these_points(
     fired = pages(config, spike_then_shift, 3 * DAY, seed)
     assert fired == [(i, "AnomalyDetected") for i in expected]
     assert pages(config, gaussian, 3 * DAY, seed) == []  # and the same noise without them
+
+
+def test_the_model_still_pages_while_its_stream_drifts() -> None:
+    # The example config with drift on: a +3 sd shift pages and opens a drift episode;
+    # a spike six hours later, inside the episode, pages too (a model muted while its
+    # stream drifts missed half of NAB's labelled anomalies: they are changes too).
+    config = load_config(EXAMPLE)
+    pipeline, rng, fired = Pipeline(config), random.Random(0), []
+    spike = SHIFT + 360
+
+    def shift_then_spike(rng: random.Random, i: int) -> float:
+        return gaussian(rng, i) + (15.0 if i >= SHIFT else 0.0) + (80.0 if i == spike else 0.0)
+
+    for i in range(3 * DAY):
+        ts = T0 + 60.0 * i
+        alerts = pipeline.process(Event("api.x", ts, {VALUE_FIELD: shift_then_spike(rng, i)}), ts)
+        fired += [
+            (i, a.labels["alertname"]) for a in alerts.alerts if a.status is AlertStatus.FIRING
+        ]
+    drift = [i for i, name in fired if name == "DataDrift"]
+    assert len(drift) == 1
+    assert drift[0] < spike  # the episode is open at the spike
+    assert [i for i, name in fired if name == "AnomalyDetected"] == [SHIFT + 1, spike]
