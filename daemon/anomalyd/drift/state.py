@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from collections.abc import Mapping
 
 import numpy as np
@@ -300,4 +301,10 @@ def _read_profile(item: Plain, where: str, config: DriftSection) -> Profile | No
     if not np.all(np.isfinite(arrays)) or counts.min() < 0 or min(m2, default=0.0) < 0:
         raise StateError(f"{where}: finite numbers, counts and sums of squares >= 0")
     cap = read_finite(required(data, "cap", where), f"{where}.cap")
-    return Profile(config.seasonality.period, counts, means, np.array(m2), max(cap, 0.0))
+    return Profile(
+        config.seasonality.period,
+        array("d", counts),
+        array("d", means),
+        array("d", m2),
+        max(cap, 0.0),
+    )
