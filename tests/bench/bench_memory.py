@@ -29,11 +29,7 @@ def _rss_bytes() -> int:
 
 
 def measure(
-    streams: int,
-    events: int,
-    cadence: float,
-    config_path: Path = REPO / "config" / "anomalyd.yaml",
-    overrides: Sequence[str] = (),
+    streams: int, events: int, cadence: float, config_path: Path, overrides: Sequence[str]
 ) -> dict[str, object]:
     """Runs in the child process: the whole pipeline, engine and drift monitor."""
     from anomalyd.config import load_config
@@ -51,7 +47,7 @@ def measure(
         for i, name in enumerate(names):
             pipeline.process(Event(name, ts, {VALUE_FIELD: values[(i + k) % 1000]}), ts)
     after = _rss_bytes()
-    snapshot = pipeline.engine.snapshot(names[0]) or b""
+    snapshot = pipeline.snapshot(names[0]) or b""  # engine and drift: what a restart moves
     return {
         "detector": config.model.detector,
         "streams": streams,

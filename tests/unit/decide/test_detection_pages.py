@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from anomalyd.config import AnomalydConfig, load_config
-from anomalyd.decide import Engine
 from anomalyd.domain import VALUE_FIELD, AlertStatus, Event
 from anomalyd.pipeline import Pipeline
 
@@ -28,13 +27,14 @@ def config() -> AnomalydConfig:
 def pages(
     config: AnomalydConfig, make: Callable[[random.Random, int], float], n: int, seed: int = 0
 ) -> list[tuple[int, str]]:
-    """(event index, alertname) of every alert that starts firing on stream `api.x`."""
-    engine = Engine(config.rules, config.model, "http://anomalyd.test")
+    """(event index, alertname) of every alert that starts firing on stream `api.x`, from
+    the whole pipeline (engine, and drift if the config has it on)."""
+    pipeline = Pipeline(config)
     rng = random.Random(seed)
     fired = []
     for i in range(n):
         ts = T0 + 60.0 * i
-        alerts = engine.process(Event("api.x", ts, {VALUE_FIELD: make(rng, i)}), now=ts).alerts
+        alerts = pipeline.process(Event("api.x", ts, {VALUE_FIELD: make(rng, i)}), now=ts).alerts
         fired += [(i, a.labels["alertname"]) for a in alerts if a.status is AlertStatus.FIRING]
     return fired
 
@@ -129,19 +129,12 @@ def test_the_model_still_pages_while_its_stream_drifts() -> None:
     # The example config with drift on: a +3 sd shift pages and opens a drift episode;
     # a spike six hours later, inside the episode, pages too (a model muted while its
     # stream drifts missed half of NAB's labelled anomalies: they are changes too).
-    config = load_config(EXAMPLE)
-    pipeline, rng, fired = Pipeline(config), random.Random(0), []
     spike = SHIFT + 360
 
     def shift_then_spike(rng: random.Random, i: int) -> float:
         return gaussian(rng, i) + (15.0 if i >= SHIFT else 0.0) + (80.0 if i == spike else 0.0)
 
-    for i in range(3 * DAY):
-        ts = T0 + 60.0 * i
-        alerts = pipeline.process(Event("api.x", ts, {VALUE_FIELD: shift_then_spike(rng, i)}), ts)
-        fired += [
-            (i, a.labels["alertname"]) for a in alerts.alerts if a.status is AlertStatus.FIRING
-        ]
+    fired = pages(load_config(EXAMPLE), shift_then_spike, 3 * DAY)
     drift = [i for i, name in fired if name == "DataDrift"]
     assert len(drift) == 1
     assert drift[0] < spike  # the episode is open at the spike
