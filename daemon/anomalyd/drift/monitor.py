@@ -579,10 +579,14 @@ class DriftMonitor:
         pool = pooled_side([*held, side])
         loose = with_significance(config.thresholds, config.thresholds.suspect_significance)
         pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
-        if leans(side, reference.side, pooled, config.thresholds):
+        if leans(side, reference.side, pooled, config.thresholds, config.psi_bins):
             judgement = WindowJudgement.SHIFTED
         elif len(held) + 1 < MAX_SUSPICION and leans(
-            side, reference.side, compare(pool, reference.side, loose, config.psi_bins), loose
+            side,
+            reference.side,
+            compare(pool, reference.side, loose, config.psi_bins),
+            loose,
+            config.psi_bins,
         ):
             judgement = WindowJudgement.LEANING  # more windows may make it clear
         else:

@@ -115,6 +115,7 @@ _NOT_COMPARED: dict[str, Any] = {
     "psi": None,
     "ks": None,
     "ks_pvalue": None,
+    "chi2_pvalue": None,
     "wasserstein": None,
     "mean_shift": None,
     "scale_ratio": None,

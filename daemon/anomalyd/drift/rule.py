@@ -16,8 +16,11 @@ window does not flag noise). A field is shifted when any of the three is both:
   deviations (the more powerful test there: variance x2 in two 2-hour windows at
   one event a minute, where the trimmed deviation needs three or four);
 - shape: KS statistic >= `ks` (0.1) and PSI >= `psi` (0.2), and the KS
-  p-value <= `significance`: a p-value alone would flag trivial shifts once
-  windows hold thousands of events; here it only screens out noise.
+  p-value or the chi-square p-value of the PSI's bins <= `significance`: a p-value
+  alone would flag trivial shifts once windows hold thousands of events; here it
+  only screens out noise. KS alone is weak on a change of skew or of modes in a
+  small window (a skewed 2-hour window at one event a minute: KS p ~ 0.003, the
+  bins' chi-square ~ 1e-10).
 
 Wasserstein-1 is reported divided by the reference's std, so it reads in
 reference standard deviations on every stream (a pure mean shift of d std
@@ -65,6 +68,7 @@ class Comparison:
     psi: float
     ks: float
     ks_pvalue: float
+    chi2_pvalue: float  # of the PSI's bins, two samples
     wasserstein: float  # in reference standard deviations
     mean_shift: float  # signed, in reference standard deviations
     scale_ratio: float  # spread of the window / spread of the reference
@@ -88,6 +92,7 @@ class Comparison:
             "psi": self.psi,
             "ks": self.ks,
             "ks_pvalue": self.ks_pvalue,
+            "chi2_pvalue": self.chi2_pvalue,
             "wasserstein": self.wasserstein,
             "mean_shift": self.mean_shift,
             "scale_ratio": self.scale_ratio,
@@ -119,17 +124,22 @@ def compare(current: Side, reference: Side, thresholds: DriftThresholds, bins: i
     spread, ratio = _spread_shift(current, reference, thresholds.scale_ratio, z_min)
     ks = distance.ks_statistic(current.sample, reference.sample)
     ks_p = distance.ks_pvalue(ks, current.sample.size, reference.sample.size)
-    psi = distance.psi(current.sample, reference.sample, distance.psi_edges(reference.sample, bins))
+    edges = distance.psi_edges(reference.sample, bins)
+    psi = distance.psi(current.sample, reference.sample, edges)
+    chi2_p = distance.chi_square_pvalue(current.sample, reference.sample, edges)
     return Comparison(
         psi=psi,
         ks=ks,
         ks_pvalue=ks_p,
+        chi2_pvalue=chi2_p,
         wasserstein=distance.wasserstein(current.sample, reference.sample) / scale,
         mean_shift=shift,
         scale_ratio=ratio,
         location=abs(shift) >= thresholds.mean_shift and _mean_z(current, reference) >= z_min,
         spread=spread,
-        shape=ks >= thresholds.ks and psi >= thresholds.psi and ks_p <= thresholds.significance,
+        shape=ks >= thresholds.ks
+        and psi >= thresholds.psi
+        and min(ks_p, chi2_p) <= thresholds.significance,
     )
 
 
@@ -144,7 +154,9 @@ def pooled_side(sides: Sequence[Side]) -> Side:
     return Side(summary.pooled([s.stats for s in sides], sample), sample)
 
 
-def leans(current: Side, reference: Side, pooled: Comparison, thresholds: DriftThresholds) -> bool:
+def leans(
+    current: Side, reference: Side, pooled: Comparison, thresholds: DriftThresholds, bins: int
+) -> bool:
     """Whether the newest window of a suspicion itself shows a difference its windows
     pooled show: on a kind the pool is shifted by, in the pool's direction, material,
     and at z >= LEAN_Z on its own. So one odd window (a burst of noise) does not carry
@@ -166,8 +178,13 @@ def leans(current: Side, reference: Side, pooled: Comparison, thresholds: DriftT
     if not pooled.shape:
         return False
     ks = distance.ks_statistic(current.sample, reference.sample)
-    p = distance.ks_pvalue(ks, current.sample.size, reference.sample.size)
-    return ks >= thresholds.ks and p <= 2.0 * (1.0 - NormalDist().cdf(LEAN_Z))
+    if ks < thresholds.ks:
+        return False
+    level = 2.0 * (1.0 - NormalDist().cdf(LEAN_Z))
+    if distance.ks_pvalue(ks, current.sample.size, reference.sample.size) <= level:
+        return True
+    edges = distance.psi_edges(reference.sample, bins)
+    return distance.chi_square_pvalue(current.sample, reference.sample, edges) <= level
 
 
 def with_significance(thresholds: DriftThresholds, significance: float) -> DriftThresholds:

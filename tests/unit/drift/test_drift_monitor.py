@@ -224,9 +224,9 @@ def test_the_change_detector_reports_the_window_it_fired_in() -> None:
 RECORD_KEYS = {
     "stream", "field", "start", "end", "closed_by", "events", "invalid", "invalid_rate",
     "alerts", "alert_rate", "late", "stats", "score_mean", "scored", "reference", "judgement",
-    "psi", "ks", "ks_pvalue", "wasserstein", "mean_shift", "scale_ratio", "shifted_by",
-    "change_detected", "score_change_detected", "status", "episode", "sparse", "seasonal",
-    "pooled_windows",
+    "psi", "ks", "ks_pvalue", "chi2_pvalue", "wasserstein", "mean_shift", "scale_ratio",
+    "shifted_by", "change_detected", "score_change_detected", "status", "episode", "sparse",
+    "seasonal", "pooled_windows",
 }  # fmt: skip
 
 
