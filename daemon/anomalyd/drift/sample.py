@@ -6,7 +6,7 @@ moments. A window may hold millions of events; the reservoir keeps at most
 array of doubles: `8 * size` bytes. Below `size` values it holds the window
 exactly and draws no random numbers at all. Once full it draws how many values
 to skip before the next one it keeps (Li's Algorithm L), so most values cost a
-comparison, and a window of n values draws about `3 * size * ln(n / size)`
+comparison, and a window of n values draws about `2 * size * ln(n / size)`
 numbers, not n.
 
 The generator is a 64-bit linear congruential one, its top 53 bits taken (a
