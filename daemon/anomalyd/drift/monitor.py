@@ -75,6 +75,11 @@ class DriftUpdate:
         return bool(self.records or self.alerts)
 
 
+#: What closing nothing produced, shared (`close_due` after nearly every event): not to
+#: be added to.
+NOTHING = DriftUpdate()
+
+
 @dataclass(slots=True)
 class _FieldWindow:
     summary: Summary
@@ -196,8 +201,10 @@ class DriftMonitor:
         values: Mapping[str, float],
         scores: Mapping[str, float | None] | None,
     ) -> None:
-        window = self._window(stream, state, ts)
+        assert state.windows is not None  # only once the stream is sized
+        window = state.windows.get(ts, _Window)
         if window is None:
+            self._late(state)
             return
         window.events += 1
         for name, value in values.items():
@@ -234,9 +241,18 @@ class DriftMonitor:
 
     def close_due(self, watermark: float, stream: str | None = None) -> DriftUpdate:
         """Close the windows of `stream` (every stream if None) that `watermark` is past."""
+        if stream is not None:  # after every event: nearly always nothing to close
+            state = self._streams.get(stream)
+            windows = state.windows if state is not None else None
+            closed = windows.close_due(watermark) if windows is not None else None
+            if not closed:
+                return NOTHING
+            assert state is not None  # it has windows
+            update = DriftUpdate()
+            self._close(stream, state, closed, update, closed_by="watermark")
+            return update
         update = DriftUpdate()
-        names = list(self._streams) if stream is None else [stream]
-        for name in names:
+        for name in list(self._streams):
             state = self._streams.get(name)
             if state is not None and state.windows is not None:
                 closed = state.windows.close_due(watermark)
@@ -387,9 +403,12 @@ class DriftMonitor:
             return None
         window = state.windows.get(ts, _Window)
         if window is None:
-            state.late += 1
-            self.late_events += 1
+            self._late(state)
         return window
+
+    def _late(self, state: DriftState) -> None:
+        state.late += 1
+        self.late_events += 1
 
     def _add(
         self,
@@ -409,9 +428,13 @@ class DriftMonitor:
         if slot is None:
             seed = window_seed(self._config.seed, stream, name, window.start)
             slot = window.fields[name] = _FieldWindow(Summary(self._config.sample_size, seed))
-        slot.summary.add(self._judged_value(state, tracked, ts, value))
-        tracked.values.update(value)
-        if tracked.values.drift_detected:
+        profile = tracked.profile
+        slot.summary.add(
+            value if profile is None else self._judged_value(state, tracked, ts, value)
+        )
+        detector = tracked.values
+        detector.update(value)
+        if detector.drift_detected:
             slot.change = True
         if score is not None:
             slot.score_sum += score

@@ -2,12 +2,17 @@
 
 PSI, KS and Wasserstein compare whole distributions, which needs values, not
 moments. A window may hold millions of events; the reservoir keeps at most
-`size` of them, each value of the window equally likely to be kept (Vitter's
-Algorithm R), in a flat array of doubles: `8 * size` bytes. Below `size` values
-it holds the window exactly and draws no random numbers at all.
+`size` of them, each value of the window equally likely to be kept, in a flat
+array of doubles: `8 * size` bytes. Below `size` values it holds the window
+exactly and draws no random numbers at all. Once full it draws how many values
+to skip before the next one it keeps (Li's Algorithm L), so most values cost a
+comparison, and a window of n values draws about `2 * size * ln(n / size)`
+numbers, not n.
 
-The generator is seeded from the stream, field and window start, so a backtest
-and a replay keep the same values and reach the same verdicts.
+The generator is a 64-bit linear congruential one, its top 53 bits taken (a
+Mersenne Twister's state is 2.5 KB a window, this one's an integer), seeded from
+the stream, field and window start, so a backtest and a replay keep the same
+values and reach the same verdicts.
 
 A window that joins a rolling reference of N windows keeps only `thin(sample,
 ceil(K / N))`: its quantile function at evenly spaced points, so the pooled
@@ -32,17 +37,28 @@ def window_seed(seed: int, stream: str, field: str, start: float) -> int:
     return zlib.crc32(f"{seed}\x00{stream}\x00{field}\x00{start!r}".encode())
 
 
+#: Knuth's MMIX generator: x -> A x + C mod 2**64.
+_A = 6364136223846793005
+_C = 1442695040888963407
+_MASK = (1 << 64) - 1
+_UNIT = 2.0**-53
+
+
 class Reservoir:
     """At most `size` values, a uniform sample of everything added."""
 
-    __slots__ = ("_rng", "_seed", "_seen", "_size", "_values")
+    __slots__ = ("_next", "_seed", "_seen", "_size", "_state", "_top", "_values")
 
     def __init__(self, size: int, seed: int) -> None:
         self._size = size
         self._seed = seed
         self._seen = 0
         self._values = array("d")
-        self._rng: random.Random | None = None  # created once the reservoir is full
+        #: The count at which the next value is kept (0: every value, while filling).
+        self._next = 0
+        self._state = seed  # the generator's
+        #: Algorithm L's W: the largest of the kept values' uniform keys.
+        self._top = 1.0
 
     @property
     def seen(self) -> int:
@@ -50,15 +66,35 @@ class Reservoir:
 
     def add(self, value: float) -> None:
         self._seen += 1
-        if len(self._values) < self._size:
-            self._values.append(value)
+        if self._seen < self._next:  # skipped: what most values of a long window find
             return
-        if self._rng is None:
-            self._rng = random.Random(self._seed)
-        # Keep the new value with probability size/seen, in place of a uniform victim.
-        slot = int(self._rng.random() * self._seen)
-        if slot < self._size:
-            self._values[slot] = value
+        values = self._values
+        if len(values) < self._size:
+            values.append(value)
+            if len(values) == self._size:
+                self._values = values[:]  # full: no room kept for growth (1/16 of it)
+                self._top = self._uniform() ** (1.0 / self._size)
+                self._skip()
+            return
+        # In place of a uniform victim; the keys of the kept values shrink, by a power
+        # of the draw's fraction left (itself uniform: one draw less a value kept).
+        at = self._uniform() * self._size
+        slot = int(at)
+        values[slot] = value
+        self._top *= max(at - slot, _UNIT) ** (1.0 / self._size)
+        self._skip()
+
+    def _skip(self) -> None:
+        """Draw the count of the next value kept: each is kept with probability `_top`."""
+        top = self._top
+        skipped = math.floor(math.log(self._uniform()) / math.log1p(-top)) if top < 1.0 else 0
+        self._next = self._seen + skipped + 1
+
+    def _uniform(self) -> float:
+        """A uniform double in (0, 1), from the state's top bits (the low ones of a
+        power-of-two LCG are not random)."""
+        state = self._state = (self._state * _A + _C) & _MASK
+        return ((state >> 11) + 0.5) * _UNIT
 
     def state(self) -> tuple[int, int, list[float]]:
         """seed, seen, values. The generator's state is not kept: a restored full
@@ -70,8 +106,13 @@ class Reservoir:
         reservoir = cls(size, seed)
         reservoir._seen = seen
         reservoir._values = array("d", values[:size])
-        if seen > size:
-            reservoir._rng = random.Random(zlib.crc32(f"{seed}\x00{seen}".encode()))
+        if len(reservoir._values) == size:
+            # The largest key of `size` kept out of `seen` uniform keys is Beta(size,
+            # seen - size + 1): drawn afresh, the sample stays uniform from here on.
+            again = zlib.crc32(f"{seed}\x00{seen}".encode())
+            top = random.Random(again).betavariate(size, max(seen - size, 0) + 1)
+            reservoir._state, reservoir._top = again, top
+            reservoir._skip()
         return reservoir
 
     def sorted(self) -> FloatArray:

@@ -59,10 +59,11 @@ class Profile:
 
     def expected(self, ts: float) -> float:
         """The profile at `ts`, between the two nearest phase centres."""
-        at = (ts % self.period) / self.period * self.bins - 0.5
+        bins = len(self.means)
+        at = (ts % self.period) / self.period * bins - 0.5
         low = math.floor(at)
         frac = at - low
-        b0, b1 = low % self.bins, (low + 1) % self.bins
+        b0, b1 = low % bins, (low + 1) % bins
         return self.means[b0] * (1.0 - frac) + self.means[b1] * frac
 
     def strength(self) -> float:
@@ -84,7 +85,8 @@ class Profile:
         self.m2 = _zeros(0)
 
     def _bin(self, ts: float) -> int:
-        return int((ts % self.period) / self.period * self.bins) % self.bins
+        bins = len(self.means)
+        return int((ts % self.period) / self.period * bins) % bins
 
 
 def _zeros(n: int) -> array[float]:
