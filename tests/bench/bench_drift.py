@@ -209,7 +209,7 @@ def false_alarms(runs: list[Alarms], length: float) -> dict[str, dict[str, Any]]
 SETTLE = {"1/s": 1.5, "1/min": 2.5, "1/5min": 3.0}
 #: Streams per change scenario and control, and control length (days), per cadence:
 #: fewer at 1/s, where a stream is 86,400 events a day.
-PLAN = {"1/s": (4, 2, 14.0), "1/min": (20, 10, 30.0), "1/5min": (30, 20, 30.0)}
+PLAN = {"1/s": (4, 4, 14.0), "1/min": (20, 10, 30.0), "1/5min": (30, 20, 30.0)}
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

@@ -597,23 +597,19 @@ class DriftMonitor:
         reference: Reference,
     ) -> _Judged:
         """A later window of a suspicion: the suspicion's windows pooled (more events
-        than one window holds) clear of noise, and the window itself leaning the same
-        way or shifted on its own (a changed daily cycle turns its residuals' sign from
-        window to window). While the pool stays clear at the suspect level the suspicion
-        goes on, so one quiet window of a changed cycle does not end it; a burst of
-        noise cannot confirm it, the windows after it being neither."""
+        than one window holds), and the window itself leaning the same way."""
         config = self._config
         pool = pooled_side([*held, side])
         loose = with_significance(config.thresholds, config.thresholds.suspect_significance)
         pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
-        if pooled.shifted and (
-            leans(side, reference.side, pooled, config.thresholds, config.psi_bins)
-            or compare(side, reference.side, loose, config.psi_bins).shifted
-        ):
+        if leans(side, reference.side, pooled, config.thresholds, config.psi_bins):
             judgement = WindowJudgement.SHIFTED
-        elif (
-            len(held) + 1 < MAX_SUSPICION
-            and compare(pool, reference.side, loose, config.psi_bins).shifted
+        elif len(held) + 1 < MAX_SUSPICION and leans(
+            side,
+            reference.side,
+            compare(pool, reference.side, loose, config.psi_bins),
+            loose,
+            config.psi_bins,
         ):
             judgement = WindowJudgement.LEANING  # more windows may make it clear
         else:

@@ -101,14 +101,8 @@ def test_a_suspect_window_is_held_back_then_becomes_the_new_reference(mode: str)
 
 
 def test_a_lone_odd_window_never_enters_the_reference() -> None:
-    # Nor do the windows of the suspicion it opens: while the pool with it stays clear at
-    # the suspect level (windows 3 and 4 lean), they are held back; window 5 ends it.
-    means = [0.0, 0.0, 6.0, 0.0, 0.0, 0.0, 0.0]
-    updates = feed(monitor(reference="rolling", rolling_windows=4), means)
-    assert references(updates) == [None, [0], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1, 5]]
-    judgements = [u.records[0].judgement for u in updates]
-    assert judgements[2:6] == ["shifted", "leaning", "leaning", "unchanged"]
-    assert all(u.records[0].status != "drifting" for u in updates)
+    updates = feed(monitor(reference="rolling", rolling_windows=4), [0.0, 0.0, 6.0, 0.0, 0.0])
+    assert references(updates) == [None, [0], [0, 1], [0, 1], [0, 1, 3]]
 
 
 def test_pinned_defaults_to_the_first_full_window() -> None:
