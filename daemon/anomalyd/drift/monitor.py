@@ -201,10 +201,8 @@ class DriftMonitor:
         values: Mapping[str, float],
         scores: Mapping[str, float | None] | None,
     ) -> None:
-        assert state.windows is not None  # only once the stream is sized
-        window = state.windows.get(ts, _Window)
-        if window is None:
-            self._late(state)
+        window = self._window(stream, state, ts)
+        if window is None:  # late (counted)
             return
         window.events += 1
         for name, value in values.items():
@@ -403,12 +401,9 @@ class DriftMonitor:
             return None
         window = state.windows.get(ts, _Window)
         if window is None:
-            self._late(state)
+            state.late += 1
+            self.late_events += 1
         return window
-
-    def _late(self, state: DriftState) -> None:
-        state.late += 1
-        self.late_events += 1
 
     def _add(
         self,
