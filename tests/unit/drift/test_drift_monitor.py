@@ -10,31 +10,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from drift_mechanics import T0, W, fixed_section
 from scipy import stats as scipy_stats
 
-from anomalyd.config.drift import DriftSection
 from anomalyd.domain import AlertStatus, Event
 from anomalyd.drift import DriftMonitor, DriftUpdate, Status
 
-T0 = 1_800_000_000.0  # a multiple of 60
-W = 60.0
 URL = "http://anomalyd.test:6066"
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 
 
-#: Fixed windows judged from the first, the rule's former thresholds: what these tests
-#: pin down is the mechanics, not the defaults (`make bench-drift` measures those).
-FIXED = {
-    "confirm_for": 0,
-    "seasonality": {"detect": False},
-    "min_count": 100,
-    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
-}
-
-
 def monitor(**config: Any) -> DriftMonitor:
-    settings = {**FIXED, "window": W, "grace": 0, **config}
-    return DriftMonitor(DriftSection.model_validate(settings), URL)
+    return DriftMonitor(fixed_section(**config), URL)
 
 
 def gaussian(seed: int, windows: int, n: int = 300, shifts: Mapping[int, float] = {}) -> list[Any]:

@@ -7,31 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from drift_mechanics import T0, W, fixed_section
 
 from anomalyd.config import parse_config
-from anomalyd.config.drift import DriftSection
 from anomalyd.domain import AlertStatus, Event
 from anomalyd.drift import DriftMonitor, DriftUpdate, Status
 from anomalyd.pipeline import Pipeline
 
-T0 = 1_800_000_000.0  # a multiple of 60
-W = 60.0
 URL = "http://anomalyd.test"
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
-
-
-#: Fixed windows judged from the first, the rule's former thresholds: what these tests
-#: pin down is the mechanics, not the defaults (`make bench-drift` measures those).
-FIXED = {
-    "confirm_for": 0,
-    "seasonality": {"detect": False},
-    "min_count": 100,
-    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
-}
-
-
-def section(**settings: Any) -> DriftSection:
-    return DriftSection.model_validate({**FIXED, "window": W, "grace": 0, **settings})
 
 
 def feed(m: DriftMonitor, windows: int, shift_from: int, first: int = 0) -> list[DriftUpdate]:
@@ -49,7 +33,7 @@ def feed(m: DriftMonitor, windows: int, shift_from: int, first: int = 0) -> list
 
 def drifting() -> tuple[DriftMonitor, Any]:
     """A monitor whose stream `s` drifts: its alert fired on window 11."""
-    m = DriftMonitor(section(), URL, config_version="v1")
+    m = DriftMonitor(fixed_section(), URL, config_version="v1")
     updates = feed(m, 12, shift_from=10)
     [fired] = updates[11].alerts
     assert fired.status is FIRING
@@ -68,7 +52,7 @@ def test_drift_alerts_carry_the_config_version() -> None:
 
 def test_a_new_threshold_keeps_each_streams_windows_and_episode() -> None:
     m, fired = drifting()
-    ended = m.reconfigure(section(min_count=50), now=T0 + 12 * W, config_version="v2")
+    ended = m.reconfigure(fixed_section(min_count=50), now=T0 + 12 * W, config_version="v2")
     assert ended == []
     assert m.is_drifting("s")
     # The new level becomes the reference: the episode closes under the new version.
@@ -79,7 +63,7 @@ def test_a_new_threshold_keeps_each_streams_windows_and_episode() -> None:
 
 def test_a_new_window_size_starts_every_stream_afresh_and_resolves_its_alert() -> None:
     m, fired = drifting()
-    [ended] = m.reconfigure(section(window=2 * W), now=T0 + 13 * W, config_version="v2")
+    [ended] = m.reconfigure(fixed_section(window=2 * W), now=T0 + 13 * W, config_version="v2")
     assert (ended.status, ended.fingerprint, ended.ends_at) == (
         RESOLVED,
         fired.fingerprint,
@@ -92,21 +76,21 @@ def test_a_new_window_size_starts_every_stream_afresh_and_resolves_its_alert() -
 
 def test_a_stream_no_longer_watched_is_dropped_and_its_alert_resolved() -> None:
     m, fired = drifting()
-    [ended] = m.reconfigure(section(streams=["other.*"]), now=T0 + 13 * W)
+    [ended] = m.reconfigure(fixed_section(streams=["other.*"]), now=T0 + 13 * W)
     assert ended.fingerprint == fired.fingerprint
     assert m.streams() == []
 
 
 def test_a_renamed_drift_alert_is_resolved_while_the_episode_goes_on() -> None:
     m, fired = drifting()
-    [ended] = m.reconfigure(section(alertname="InputDrift"), now=T0 + 13 * W)
+    [ended] = m.reconfigure(fixed_section(alertname="InputDrift"), now=T0 + 13 * W)
     assert ended.fingerprint == fired.fingerprint
     assert m.status("s") is Status.DRIFTING
 
 
 def test_grace_changes_in_place() -> None:
     m, _ = drifting()
-    assert m.reconfigure(section(grace=30), now=T0 + 13 * W) == []
+    assert m.reconfigure(fixed_section(grace=30), now=T0 + 13 * W) == []
     state = m.state("s")
     assert state is not None
     assert state.windows.grace == 30

@@ -6,28 +6,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from drift_mechanics import T0, W, fixed_section
 
 from anomalyd.config.drift import DriftSection
 from anomalyd.domain import Event
 from anomalyd.drift import DriftMonitor, DriftUpdate
 
-T0 = 1_800_000_000.0
-W = 60.0
-
-
-#: Fixed windows judged from the first, the rule's former thresholds: what these tests
-#: pin down is the mechanics, not the defaults (`make bench-drift` measures those).
-FIXED = {
-    "confirm_for": 0,
-    "seasonality": {"detect": False},
-    "min_count": 100,
-    "thresholds": {"mean_shift": 0.5, "significance": 0.001, "suspect_significance": 0.001},
-}
-
 
 def monitor(**config: Any) -> DriftMonitor:
-    settings = {**FIXED, "window": W, "grace": 0, "min_count": 50, **config}
-    return DriftMonitor(DriftSection.model_validate(settings), "http://anomalyd.test")
+    return DriftMonitor(fixed_section(**{"min_count": 50, **config}), "http://anomalyd.test")
 
 
 def feed(
