@@ -115,7 +115,7 @@ class DriftSection(Strict):
     thresholds: DriftThresholds = DriftThresholds()
     confirm_windows: int = Field(2, ge=1, le=100, description="Shifted in a row to open.")
     confirm_for: Duration = Field(
-        3600.0, ge=0, description="... and at least this long (a short burst is not drift)."
+        5400.0, ge=0, description="... and at least this long (a short burst is not drift)."
     )
     stable_windows: int = Field(3, ge=1, le=100, description="Unshifted in a row to close.")
     seasonality: Seasonality = Seasonality()

@@ -6,7 +6,7 @@ many events the window holds, so a large window does not flag a trivial
 shift) and *clear of sampling noise* (at the `significance` level, so a small
 window does not flag noise). A field is shifted when any of the three is both:
 
-- location: |mean - ref mean| / ref std >= `mean_shift` (default 0.5), and
+- location: |mean - ref mean| / ref std >= `mean_shift` (default 0.3), and
   Welch's z for the difference of means >= z(significance) (3.29 at 0.001);
 - spread: the ratio of the samples' mean absolute deviations from their
   medians is >= `scale_ratio` (default 1.25) or <= 1/`scale_ratio`, and
@@ -146,6 +146,11 @@ def compare(current: Side, reference: Side, thresholds: DriftThresholds, bins: i
 #: How clearly each later window of a suspicion must itself point the way the pooled
 #: suspicion does (z, one direction: 2.5% by chance alone).
 LEAN_Z = 1.96
+#: How much of the material effect (`mean_shift`; `scale_ratio` in log terms) that
+#: window must show on its own. The pool is held to the whole effect; one window has
+#: less power than the pool (with the whole, one window in 30 of a doubled variance at
+#: one event a minute, 120 events, fell short and cleared its suspicion).
+LEAN_EFFECT = 0.5
 
 
 def pooled_side(sides: Sequence[Side]) -> Side:
@@ -158,21 +163,22 @@ def leans(
     current: Side, reference: Side, pooled: Comparison, thresholds: DriftThresholds, bins: int
 ) -> bool:
     """Whether the newest window of a suspicion itself shows a difference its windows
-    pooled show: on a kind the pool is shifted by, in the pool's direction, material,
-    and at z >= LEAN_Z on its own. So one odd window (a burst of noise) does not carry
-    the windows after it."""
+    pooled show: on a kind the pool is shifted by, in the pool's direction, by at least
+    LEAN_EFFECT of the material effect, and at z >= LEAN_Z on its own. So one odd window
+    (a burst of noise) does not carry the windows after it."""
     if not pooled.shifted:
         return False
     shift = (current.stats.mean - reference.stats.mean) / max(reference.stats.std, _TINY)
     if (
         pooled.location
         and _leans(shift, pooled.mean_shift)
-        and abs(shift) >= thresholds.mean_shift
+        and abs(shift) >= LEAN_EFFECT * thresholds.mean_shift
         and _mean_z(current, reference) >= LEAN_Z
     ):
         return True
     if pooled.spread:
-        spread, ratio = _spread_shift(current, reference, thresholds.scale_ratio, LEAN_Z)
+        material = thresholds.scale_ratio**LEAN_EFFECT
+        spread, ratio = _spread_shift(current, reference, material, LEAN_Z)
         if spread and _leans(math.log(ratio), math.log(pooled.scale_ratio)):
             return True
     if not pooled.shape:

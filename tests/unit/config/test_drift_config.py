@@ -32,7 +32,7 @@ def test_defaults() -> None:
     assert drift == DriftSection()
     assert (drift.window, drift.grace, drift.reference) == (None, 30.0, "rolling")
     assert (drift.min_window, drift.max_window, drift.target_events) == (1200.0, 86400.0, 100)
-    assert (drift.confirm_windows, drift.confirm_for, drift.stable_windows) == (2, 3600.0, 3)
+    assert (drift.confirm_windows, drift.confirm_for, drift.stable_windows) == (2, 5400.0, 3)
     assert drift.seasonality == Seasonality(detect=True, period=86400.0)
     assert drift.change_detector == AdwinDetector(type="adwin")
     assert drift.pinned_start_ts is None

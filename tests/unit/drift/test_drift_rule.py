@@ -128,3 +128,30 @@ def test_the_verdict_does_not_depend_on_units(scale: float, shift: float) -> Non
     )
     assert moved.mean_shift == pytest.approx(plain.mean_shift, rel=1e-6)
     assert moved.ks == pytest.approx(plain.ks)
+
+
+def leaning(current: np.ndarray, pool: np.ndarray, reference: np.ndarray) -> bool:
+    pooled = compare(side(pool), side(reference), THRESHOLDS, bins=10)
+    assert pooled.shifted
+    return rule.leans(side(current), side(reference), pooled, THRESHOLDS, bins=10)
+
+
+def scaled(values: np.ndarray, ratio: float) -> np.ndarray:
+    """`values` with their standard deviation exactly `ratio` times the reference's 1."""
+    return (values - values.mean()) / values.std(ddof=1) * ratio
+
+
+def test_a_later_window_leans_with_half_the_material_effect_on_its_own() -> None:
+    reference, pool = scaled(normal(0, 2000), 1.0), normal(1, 500, std=math.sqrt(2))
+    half = math.sqrt(THRESHOLDS.scale_ratio)  # ln ratio: half of the material ln 1.25
+    assert leaning(scaled(normal(2, 2000), half * 1.02), pool, reference)
+    assert not leaning(scaled(normal(2, 2000), half * 0.98), pool, reference)
+
+
+def test_a_later_window_leans_only_the_pools_way_and_clear_of_noise() -> None:
+    reference, pool = scaled(normal(0, 2000), 1.0), normal(1, 500, std=math.sqrt(2))
+    assert not leaning(scaled(normal(2, 2000), 1 / 1.3), pool, reference)  # narrower
+    assert not leaning(scaled(normal(2, 20), 1.2), pool, reference)  # 20 events: noise
+    shifted = normal(3, 500, mean=1.0)
+    assert leaning(normal(4, 500, mean=0.2), shifted, reference)  # 0.2 >= 0.3 / 2
+    assert not leaning(normal(4, 500, mean=0.1), shifted, reference)
