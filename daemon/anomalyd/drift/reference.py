@@ -89,6 +89,10 @@ class ReferenceHistory:
         """Take back what a snapshot kept (`drift.state`)."""
         self._windows, self._held = windows[-self._size :], held
 
+    def release(self) -> None:
+        """Drop the windows of a suspicion that ended unconfirmed."""
+        self._held = ()
+
     def view(self) -> Reference | None:
         # Pooled afresh for each window (a sort of at most ~K values), not kept: it would
         # double the memory of a rolling reference.

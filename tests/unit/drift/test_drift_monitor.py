@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from drift_mechanics import T0, W, fixed_section
+from drift_mechanics import FIXED, T0, W, fixed_section
 from scipy import stats as scipy_stats
 
 from anomalyd.domain import AlertStatus, Event
@@ -76,6 +76,30 @@ def test_a_2_sigma_mean_shift_is_confirmed_on_its_second_window(seed: int) -> No
     assert record.episode == "s@2027-01-15T08:10:00.000Z"
     assert record.comparison is not None
     assert record.comparison.mean_shift == pytest.approx(2, 0.2)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_window_that_ends_a_suspicion_may_start_the_next(seed: int) -> None:
+    # +2 sd for one window, then -2 sd: the second window does not carry the first's
+    # suspicion on (judged on location alone: a shape leans whichever way it changed),
+    # but opens its own, which the third confirms
+    location_only = {**FIXED["thresholds"], "ks": 1.0}
+    m = monitor(thresholds=location_only)
+    updates = feed(m, gaussian(seed, 14, shifts={10: 2.0, 11: -2.0}))
+    assert [u.records[0].status for u in updates[9:13]] == [
+        Status.STABLE,
+        Status.SUSPECT,
+        Status.SUSPECT,
+        Status.DRIFTING,
+    ]
+    assert [r.judgement for r in (updates[10].records[0], updates[11].records[0])] == [
+        "shifted",
+        "shifted",
+    ]
+    (alert,) = updates[12].alerts
+    assert alert.starts_at == T0 + 11 * W
+    assert updates[12].records[0].comparison is not None
+    assert updates[12].records[0].comparison.mean_shift == pytest.approx(-2, 0.2)
 
 
 @pytest.mark.parametrize("reference", ["previous", "rolling", "pinned"])
