@@ -587,7 +587,9 @@ class DriftMonitor:
             return _Judged(name, slot, side, WindowJudgement.NO_REFERENCE, None, None)
         held = tracked.reference.held_sides()
         if state.episode.status is Status.SUSPECT and held:
-            return self._judge_suspicion(name, slot, side, held, reference)
+            assert state.windows is not None  # a closed window was open
+            bridges = _bridges_quiet_windows(tracked, state.windows.size)
+            return self._judge_suspicion(name, slot, side, held, reference, bridges)
         # With confirmation to come, a window need only be suspect on its own.
         thresholds = config.thresholds
         if state.confirm > 1:
@@ -603,21 +605,26 @@ class DriftMonitor:
         side: Side,
         held: tuple[Side, ...],
         reference: Reference,
+        bridges: bool,
     ) -> _Judged:
         """A later window of a suspicion: the suspicion's windows pooled (more events
-        than one window holds), and the window itself leaning the same way."""
+        than one window holds), and the window itself leaning the same way (or, where a
+        quiet window may sit between two of a changed cycle, `bridges`, the pool clear)."""
         config = self._config
         pool = pooled_side([*held, side])
         loose = with_significance(config.thresholds, config.thresholds.suspect_significance)
         pooled = compare(pool, reference.side, config.thresholds, config.psi_bins)
         if leans(side, reference.side, pooled, config.thresholds, config.psi_bins):
             judgement = WindowJudgement.SHIFTED
-        elif len(held) + 1 < MAX_SUSPICION and leans(
-            side,
-            reference.side,
-            compare(pool, reference.side, loose, config.psi_bins),
-            loose,
-            config.psi_bins,
+        elif len(held) + 1 < MAX_SUSPICION and (
+            (bridges and pooled.shifted)
+            or leans(
+                side,
+                reference.side,
+                compare(pool, reference.side, loose, config.psi_bins),
+                loose,
+                config.psi_bins,
+            )
         ):
             judgement = WindowJudgement.LEANING  # more windows may make it clear
         else:
@@ -711,6 +718,16 @@ def shape(config: DriftSection) -> tuple[object, ...]:
         config.pinned_start,
         config.change_detector,
     )
+
+
+def _bridges_quiet_windows(tracked: _Field, size: float) -> bool:
+    """Whether a window of this field that does not lean may still carry its suspicion
+    on (as leaning, while the pool stays clear): on a seasonal field whose windows span
+    a quarter of its period or more. A changed cycle's residuals then go strong, quiet,
+    strong the other way, quiet (6-hour windows of a daily cycle: no two alike in a
+    row); shorter windows see runs of one sign, and a burst of noise is not bridged."""
+    profile = tracked.profile
+    return bool(tracked.seasonal) and profile is not None and size >= profile.period / 4.0
 
 
 def _verdict(judged: list[_Judged]) -> bool | None:

@@ -3,6 +3,7 @@ rate, daily cycles learned and taken out, and drift state that survives a restar
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -255,3 +256,19 @@ def test_noise_bursts_across_window_edges_open_no_episode() -> None:
     records, alerts = feed(m, 1.0, 3.0, bursts(edges, minutes=15.0), seed=1)
     assert firing(alerts) == []
     assert any(r.judgement is WindowJudgement.SHIFTED for r in records)  # each burst is seen
+
+
+def test_a_slow_streams_change_of_phase_is_seen_within_a_day() -> None:
+    """One event every five minutes, 6-hour windows: a daily cycle moved by 6 hours
+    leaves residuals strong, quiet, strong the other way, quiet. The quiet windows
+    carry the suspicion on while its pool stays clear (without: 21 of these 24)."""
+    seen, bridged = 0, 0
+    for at, seed in itertools.product((3.4, 3.6), range(12)):
+        change = T0 + at * DAY
+        m = DriftMonitor(DriftSection(), URL)
+        records, alerts = feed(m, 300.0, at + 1.1, daily(6.0, since=change), seed=seed)
+        fired = firing(alerts)
+        seen += bool(fired) and fired[0].starts_at < change + DAY
+        bridged += any(r.judgement is WindowJudgement.LEANING for r in records)
+    assert seen == 24
+    assert bridged > 0
