@@ -515,16 +515,6 @@ class DriftMonitor:
         config = self._config
         judged = self._judge_fields(state, window)
         before, verdict = state.episode, _verdict(judged)
-        if before.status is Status.SUSPECT and verdict is False:
-            # The window ends the suspicion, then is judged as a stable stream's window
-            # is, so it may start the next one: a changed daily cycle turns its
-            # residuals' sign between two 6-hour windows, and each sign would otherwise
-            # only ever end the suspicion the other started.
-            for tracked in state.fields.values():
-                tracked.reference.release()
-            before = state.episode = STABLE
-            judged = self._judge_fields(state, window)
-            verdict = _verdict(judged)
         state.closed += 1
         state.judged += verdict is not None
         confirmable = not any(j.judgement is WindowJudgement.LEANING for j in judged) or any(
@@ -549,10 +539,20 @@ class DriftMonitor:
         return records, self._alert(state, records, change, since, window.start)
 
     def _judge_fields(self, state: DriftState, window: _Window) -> list[_Judged]:
-        return [
+        """Each field's judgement of the window. A window that does not carry a suspicion
+        on ends it, then is judged as a stable stream's window is, so it may start the
+        next one: a changed daily cycle turns its residuals' sign between two 6-hour
+        windows, and each sign would otherwise only end the suspicion the other started."""
+        judged = [
             self._judge_field(state, name, slot, window.start)
             for name, slot in window.fields.items()
         ]
+        if state.episode.status is Status.SUSPECT and _verdict(judged) is False:
+            for tracked in state.fields.values():
+                tracked.reference.release()
+            state.episode = STABLE
+            return self._judge_fields(state, window)
+        return judged
 
     def _learn(
         self, state: DriftState, start: float, judged: list[_Judged], before: Status
