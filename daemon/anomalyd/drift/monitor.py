@@ -552,7 +552,41 @@ class DriftMonitor:
                 tracked.reference.release()
             state.episode = STABLE
             return self._judge_fields(state, window)
+        if state.episode.status is Status.STABLE and _verdict(judged) and state.confirm > 1:
+            return self._look_back(state, window, judged)
         return judged
+
+    def _look_back(
+        self, state: DriftState, window: _Window, judged: list[_Judged]
+    ) -> list[_Judged]:
+        """A window that makes its stream suspect, where a field's previous window (the
+        newest of its reference) leans the same way: a change seldom starts at a window's
+        edge, and the window it started in holds part of it. That window leaves the
+        reference and starts the suspicion, judged on both windows pooled at once."""
+        assert state.windows is not None  # a closed window was open
+        config, out, since = self._config, list(judged), None
+        for i, item in enumerate(judged):
+            if item.judgement is not WindowJudgement.SHIFTED or item.comparison is None:
+                continue
+            history = state.fields[item.field].reference
+            found = history.before(window.start, state.windows.size)
+            if found is None:
+                continue
+            previous, rest = found
+            if not leans(
+                previous.side, rest.side, item.comparison, config.thresholds, config.psi_bins
+            ):
+                continue
+            pooled = self._judge_suspicion(
+                item.field, item.window, item.side, (previous.side,), rest, bridges=False
+            )
+            if pooled.judgement is WindowJudgement.UNCHANGED:
+                continue
+            history.take_back()
+            out[i], since = pooled, previous.start
+        if since is not None:
+            state.episode = Episode(Status.SUSPECT, 1, since)
+        return out
 
     def _learn(
         self, state: DriftState, start: float, judged: list[_Judged], before: Status

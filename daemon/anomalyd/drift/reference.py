@@ -7,7 +7,8 @@
   with at least `min_count` events.
 - previous and rolling learn only from windows judged normal: the windows of a
   suspicion are held back, so a step change is compared with the old regime
-  until it is confirmed, not absorbed after one window. When an
+  until it is confirmed, not absorbed after one window (and the newest window of a
+  rolling reference may leave it for the suspicion it began, `before`). When an
   episode opens, the held-back windows become the reference (the new regime),
   and every window of the episode joins it, so the episode closes once the
   stream has settled. A pinned reference never moves: the episode lasts until
@@ -88,6 +89,21 @@ class ReferenceHistory:
     def load(self, windows: tuple[Snapshot, ...], held: tuple[Snapshot, ...]) -> None:
         """Take back what a snapshot kept (`drift.state`)."""
         self._windows, self._held = windows[-self._size :], held
+
+    def before(self, start: float, size: float) -> tuple[Snapshot, Reference] | None:
+        """The window of `size` that ended at `start`, if it is the newest of a rolling
+        reference, and the reference without it."""
+        if self.mode != "rolling" or len(self._windows) < 2 or self._held:
+            return None
+        *rest, newest = self._windows
+        if abs(newest.start + size - start) > 1e-6:
+            return None
+        return newest, _pool(self.mode, tuple(rest))
+
+    def take_back(self) -> None:
+        """The newest window leaves the reference for a suspicion (`before`)."""
+        *rest, newest = self._windows
+        self._windows, self._held = tuple(rest), (newest,)
 
     def release(self) -> None:
         """Drop the windows of a suspicion that ended unconfirmed."""

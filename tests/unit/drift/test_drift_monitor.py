@@ -102,6 +102,25 @@ def test_a_window_that_ends_a_suspicion_may_start_the_next(seed: int) -> None:
     assert updates[12].records[0].comparison.mean_shift == pytest.approx(-2, 0.2)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_the_window_a_change_started_in_joins_its_suspicion(seed: int) -> None:
+    # +1.2 sd over window 10's last quarter, +1 sd from window 11 on: window 10 alone is
+    # not shifted (+0.3 sd is under mean_shift 0.5) but leans; window 11 makes the stream
+    # suspect, is judged on both pooled, and opens the episode from window 10's start
+    windows = gaussian(seed, 14, shifts={11: 1.0})
+    windows[10][225:] += 2.4
+    updates = feed(monitor(), windows)
+    assert [u.records[0].status for u in updates[9:12]] == [
+        Status.STABLE,
+        Status.STABLE,
+        Status.DRIFTING,
+    ]
+    (alert,) = updates[11].alerts
+    assert alert.starts_at == T0 + 10 * W
+    assert updates[11].records[0].comparison is not None
+    assert updates[11].records[0].comparison.pooled == 2
+
+
 @pytest.mark.parametrize("reference", ["previous", "rolling", "pinned"])
 def test_a_stationary_gaussian_never_drifts(reference: str) -> None:
     m = monitor(reference=reference)
