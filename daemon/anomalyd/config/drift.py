@@ -28,7 +28,7 @@ class DriftThresholds(Strict):
     """
 
     mean_shift: float = Field(
-        0.3, gt=0, allow_inf_nan=False, description="|mean - reference mean| / reference std."
+        0.3, gt=0, allow_inf_nan=False, description="|trimmed mean - reference's| / reference std."
     )
     scale_ratio: float = Field(
         1.25,

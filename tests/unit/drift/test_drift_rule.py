@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats as scipy_stats
 
 from anomalyd.config.drift import DriftThresholds
 from anomalyd.drift import Side, Stats, compare, rule
@@ -155,3 +157,13 @@ def test_a_later_window_leans_only_the_pools_way_and_clear_of_noise() -> None:
     shifted = normal(3, 500, mean=1.0)
     assert leaning(normal(4, 500, mean=0.2), shifted, reference)  # 0.2 >= 0.3 / 2
     assert not leaning(normal(4, 500, mean=0.1), shifted, reference)
+
+
+@pytest.mark.parametrize(
+    ("z", "freedom"), [(1.96, 10), (1.96, 30), (2.326, 50), (4.417, 23), (4.417, 57)]
+)
+def test_students_t_quantile_matches_scipys(z: float, freedom: float) -> None:
+    level = NormalDist().cdf(z)
+    assert rule._t_quantile(z, freedom) == pytest.approx(
+        scipy_stats.t.ppf(level, freedom), abs=2e-3
+    )
