@@ -547,12 +547,13 @@ class DriftMonitor:
             self._judge_field(state, name, slot, window.start)
             for name, slot in window.fields.items()
         ]
-        if state.episode.status is Status.SUSPECT and _verdict(judged) is False:
+        verdict = _verdict(judged)
+        if state.episode.status is Status.SUSPECT and verdict is False:
             for tracked in state.fields.values():
                 tracked.reference.release()
             state.episode = STABLE
             return self._judge_fields(state, window)
-        if state.episode.status is Status.STABLE and _verdict(judged) and state.confirm > 1:
+        if state.episode.status is Status.STABLE and verdict and state.confirm > 1:
             return self._look_back(state, window, judged)
         return judged
 

@@ -224,9 +224,9 @@ def _trimmed(sample: FloatArray) -> tuple[float, float, int]:
     """A sorted sample's trimmed mean, its squared standard error (Yuen: the winsorized
     sum of squares over h(h-1)) and h, the values it keeps."""
     n = sample.size
-    cut = math.floor(_TRIM * n) if n - 2 * math.floor(_TRIM * n) >= 2 else 0
+    cut = math.floor(_TRIM * n)  # keeps at least 2 of 2 or more values
     kept = n - 2 * cut
-    if kept < 2:
+    if kept < 2:  # one value: no error to estimate (2 keeps Yuen's freedom finite)
         return float(np.mean(sample)), 0.0, 2
     winsorized = np.clip(sample, sample[cut], sample[n - cut - 1])
     squares = float(np.sum((winsorized - np.mean(winsorized)) ** 2))
