@@ -15,9 +15,10 @@ window does not flag noise). A field is shifted when any of the three is both:
   medians is >= `scale_ratio` (default 1.25) or <= 1/`scale_ratio`, and
   |ln ratio| / its standard error >= z(significance), the error estimated from
   the samples themselves (delta method), so heavy tails widen it; or, on streams
-  whose tails are near a normal's (kurtosis <= 4), the same for the ratio of standard
-  deviations (the more powerful test there: variance x2 in two 2-hour windows at
-  one event a minute, where the trimmed deviation needs three or four);
+  whose tails are near a normal's (kurtosis <= 4), the ratio of standard deviations,
+  by the F distribution with degrees of freedom scaled to the kurtosis (the more
+  powerful test there: variance x2 in two 2-hour windows at one event a minute,
+  where the trimmed deviation needs three or four);
 - shape: KS statistic >= `ks` (0.1) and PSI >= `psi` (0.2), and the KS
   p-value or the chi-square p-value of the PSI's bins <= `significance`: a p-value
   alone would flag trivial shifts once windows hold thousands of events; here it
@@ -270,8 +271,10 @@ MAX_KURTOSIS = 4.0
 
 
 def _std_change(current: Side, reference: Side) -> tuple[float, float]:
-    """The ratio of standard deviations (of every event) and |ln ratio| over its
-    standard error, Var(ln s) = (kurtosis - 1) / 4n, with one kurtosis for both sides
+    """The ratio of standard deviations (of every event) and how clear it is of noise,
+    as a normal z: the variance ratio's place in the F distribution, with each side's
+    degrees of freedom 2(n - 1) / (kurtosis - 1) (n - 1 on a normal tail; a variance
+    estimate's own variance is (kurtosis - 1) / n), and one kurtosis for both sides
     (they share it if nothing changed): the larger sample estimate, at least a normal's.
     z is 0 when the tails are too heavy to trust it."""
     cur, ref = current.stats, reference.stats
@@ -281,8 +284,19 @@ def _std_change(current: Side, reference: Side) -> tuple[float, float]:
     kurtosis = max(_kurtosis(current.sample), _kurtosis(reference.sample), 3.0)
     if kurtosis > MAX_KURTOSIS:
         return ratio, 0.0
-    variance = (kurtosis - 1.0) / 4.0 * (1.0 / cur.count + 1.0 / ref.count)
-    return ratio, abs(math.log(ratio)) / math.sqrt(variance)
+    freedom = 2.0 / (kurtosis - 1.0)
+    return ratio, abs(_f_z(ratio * ratio, freedom * (cur.count - 1), freedom * (ref.count - 1)))
+
+
+def _f_z(f: float, v1: float, v2: float) -> float:
+    """The normal z of an F(v1, v2) statistic, by Paulson's (1942) cube-root
+    approximation. Not |ln F| over its delta-method error: ln F is skewed when the two
+    sides' sizes differ, and that test of a 6-hour window (72 events) against 864 was 9
+    times too quick to call a narrower spread at 1e-5 and 9 times too slow for a wider
+    one (measured on exact chi-square draws); this is within 25% on both sides."""
+    a1, a2 = 2.0 / (9.0 * v1), 2.0 / (9.0 * v2)
+    root = math.cbrt(f)
+    return ((1.0 - a2) * root - (1.0 - a1)) / math.sqrt(a2 * root * root + a1)
 
 
 def _kurtosis(sample: FloatArray) -> float:

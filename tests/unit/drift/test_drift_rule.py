@@ -81,7 +81,7 @@ def test_variance_x2_in_a_small_window_is_clearer_from_the_standard_deviations(
 ) -> None:
     # A 2-hour window at one event a minute against a day of reference, at the pooled
     # significance (1e-5): on a normal tail the standard deviations tell variance x2
-    # from noise in 25 of 40 seeds, the trimmed deviations alone in 15.
+    # from noise in 28 of 40 seeds, the trimmed deviations alone in 15.
     strict = THRESHOLDS.model_copy(update={"significance": 1e-5})
     pairs = [
         (side(normal(seed, 120, std=math.sqrt(2))), side(normal(seed + 100, 1032)))
@@ -90,7 +90,32 @@ def test_variance_x2_in_a_small_window_is_clearer_from_the_standard_deviations(
     both = sum(compare(c, r, strict, 10).spread for c, r in pairs)
     monkeypatch.setattr(rule, "MAX_KURTOSIS", 0.0)  # the trimmed deviations alone
     trimmed = sum(compare(c, r, strict, 10).spread for c, r in pairs)
-    assert (both, trimmed) == (25, 15)
+    assert (both, trimmed) == (28, 15)
+
+
+@pytest.mark.parametrize("freedom", [(71, 863), (143, 863), (119, 1439), (29, 29), (1199, 13000)])
+@pytest.mark.parametrize("level", [5e-6, 0.01, 0.5, 0.99, 1 - 5e-6])
+def test_a_variance_ratios_z_is_its_place_in_the_f_distribution(
+    freedom: tuple[int, int], level: float
+) -> None:
+    # Both tails: |ln F| over its delta-method error put a 6-hour window of 72 events
+    # against 864 at z 5.0 at F's lower 5e-6 quantile and 4.0 at its upper one.
+    f = scipy_stats.f.ppf(level, *freedom)
+    assert rule._f_z(f, *freedom) == pytest.approx(NormalDist().inv_cdf(level), abs=0.05)
+
+
+def test_the_standard_deviations_z_uses_the_f_distribution_on_a_normal_tail() -> None:
+    # Two samples with a normal's shape (kurtosis about 3), their variances at F's
+    # 5e-6 quantiles for 72 events against 864: z at the 1e-5 two-sided level each way.
+    shape = np.array([NormalDist().inv_cdf((i + 0.5) / 864) for i in range(864)])
+    reference = side(shape / shape.std(ddof=1))
+    small = np.array([NormalDist().inv_cdf((i + 0.5) / 72) for i in range(72)])
+    for level in (5e-6, 1 - 5e-6):
+        ratio = math.sqrt(scipy_stats.f.ppf(level, 71, 863))
+        current = side(small / small.std(ddof=1) * ratio)
+        assert max(rule._kurtosis(current.sample), rule._kurtosis(reference.sample)) < 3.0
+        # So a normal's kurtosis, and degrees of freedom 2(n - 1) / (3 - 1) = n - 1.
+        assert rule._std_change(current, reference)[1] == pytest.approx(4.417, abs=0.05)
 
 
 def test_heavy_tails_leave_the_spread_to_the_trimmed_deviations() -> None:
