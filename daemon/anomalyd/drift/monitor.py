@@ -477,14 +477,17 @@ class DriftMonitor:
 
     def _decide(self, state: DriftState, tracked: _Field, profile: Profile, ts: float) -> None:
         """End of the first period: seasonal or not. Windows from the next one on are
-        judged, against a reference of the same kind of values."""
+        judged, against a reference of the same kind of values: a field with no cycle
+        keeps its first period's windows as its reference (a reference of one window
+        is a young one: one 6-hour window drawn narrow opened a false episode), a
+        seasonal one starts afresh on its residuals."""
         assert state.windows is not None  # values come only into sized streams
         tracked.seasonal = profile.strength() >= self._config.seasonality.min_strength
         if tracked.seasonal:
             profile.settle()
+            tracked.reference = self._new_reference()
         else:
             tracked.profile = None
-        tracked.reference = self._new_reference()
         size = state.windows.size
         tracked.judge_from = window_start(ts, size) + size
 
@@ -592,13 +595,16 @@ class DriftMonitor:
     def _learn(
         self, state: DriftState, start: float, judged: list[_Judged], before: Status
     ) -> None:
-        """Offer each field's window to its reference, after it was judged against it."""
+        """Offer each field's window to its reference, after it was judged against it (a
+        first period's window unjudged, unless its field is seasonal: its raw values are
+        not the residuals the field is judged on)."""
         full = state.first_ts <= start
         for item in judged:
-            if item.judgement is WindowJudgement.LEARNING:
+            tracked = state.fields[item.field]
+            if item.judgement is WindowJudgement.LEARNING and tracked.seasonal:
                 continue
             if item.side.stats.count >= self._config.min_count:
-                state.fields[item.field].reference.learn(
+                tracked.reference.learn(
                     Snapshot(start, item.side, full),
                     item.judgement,
                     before,

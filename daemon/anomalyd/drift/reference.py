@@ -5,10 +5,12 @@
   `pinned_start`, or (none given, or it saw too few events of this stream) the
   stream's first *full* window (the stream was already sending when it began)
   with at least `min_count` events.
-- previous and rolling learn only from windows judged normal: the windows of a
-  suspicion are held back, so a step change is compared with the old regime
-  until it is confirmed, not absorbed after one window (and the newest window of a
-  rolling reference may leave it for the suspicion it began, `before`). When an
+- previous and rolling learn only from windows judged normal (and a first
+  period's, learned, not judged: the monitor drops them if the field turns out
+  seasonal): the windows of a suspicion are held back, so a step change is
+  compared with the old regime until it is confirmed, not absorbed after one
+  window (and the newest window of a rolling reference may leave it for the
+  suspicion it began, `before`). When an
   episode opens, the held-back windows become the reference (the new regime),
   and every window of the episode joins it, so the episode closes once the
   stream has settled. A pinned reference never moves: the episode lasts until
@@ -131,7 +133,7 @@ class ReferenceHistory:
         whole, snapshot = snapshot, self._thinned(snapshot, size)
         if self.mode == "pinned":
             self._pin(snapshot)
-        elif judgement is WindowJudgement.NO_REFERENCE:
+        elif judgement in (WindowJudgement.NO_REFERENCE, WindowJudgement.LEARNING):
             self._keep([snapshot])
         elif after is Status.DRIFTING:
             opened = before is not Status.DRIFTING

@@ -72,12 +72,27 @@ def test_every_cadence_gets_windows_that_are_judged(cadence: float, window: floa
     assert {r.end - r.start for r in records} == {window}
     judged = [r for r in records if r.judged]
     # The first day learns whether the stream has a daily cycle; from then on its
-    # windows are judged (all but the first, which has no reference yet).
-    assert len(judged) >= (days - 1) * DAY / window - 3
+    # windows are judged, against the first day's (it has none).
+    assert len(judged) >= (days - 1) * DAY / window - 2
     assert all(r.judgement is WindowJudgement.LEARNING for r in records if r.end <= T0 + DAY)
     assert not any(r.sparse for r in records)
     assert firing(alerts) == []
     assert m.coverage()["s"]["windows_judged"] == len(judged)
+
+
+def test_a_stream_with_no_cycle_is_judged_against_its_first_day_and_a_cycle_afresh() -> None:
+    records, _ = feed(DriftMonitor(DriftSection(), URL), 300.0, 2.0)
+    first = next(r for r in records if r.judgement is not WindowJudgement.LEARNING)
+    # A reference of the first day's 6-hour windows, not of one window (a young one).
+    assert first.judged
+    assert first.reference is not None
+    assert len(first.reference.starts) >= 3
+    assert max(first.reference.starts) < T0 + DAY
+    # A daily cycle is judged on residuals: the raw first day is no reference for them.
+    records, _ = feed(DriftMonitor(DriftSection(), URL), 300.0, 2.0, daily())
+    first = next(r for r in records if r.judgement is not WindowJudgement.LEARNING)
+    assert first.seasonal
+    assert first.judgement is WindowJudgement.NO_REFERENCE
 
 
 def test_a_stream_too_sparse_to_judge_says_so_in_its_records_and_the_summary() -> None:
