@@ -10,11 +10,10 @@
   seasonal): the windows of a suspicion are held back, so a step change is
   compared with the old regime until it is confirmed, not absorbed after one
   window (and the newest window of a rolling reference may leave it for the
-  suspicion it began, `before`). When an
-  episode opens, the held-back windows become the reference (the new regime),
-  and every window of the episode joins it, so the episode closes once the
-  stream has settled. A pinned reference never moves: the episode lasts until
-  the data comes back to it.
+  suspicion it began, `before`). When an episode opens, the held-back windows
+  become the reference (the new regime), and every window of the episode joins
+  it, so the episode closes once the stream has settled. A pinned reference
+  never moves: the episode lasts until the data comes back to it.
 
 A rolling reference keeps each of its N windows thinned to ceil(2K / N) values
 (`sample.thin`: the window's quantile function at evenly spaced points, min and
